@@ -1,0 +1,90 @@
+"""The exception hierarchy: every error carries the MM7 status and SOAP fault code to answer.
+
+The parsing layers (``mime``, ``parts``, ``soap``, ``messages``) raise only these, never
+Werkzeug HTTP exceptions; the adapters turn them into HTTP replies. Knows nothing of WSGI.
+"""
+
+from __future__ import annotations
+
+from .status import StatusCode, default_text
+
+
+class MM7Error(Exception):
+    """Raise from a handler to answer an MM7 status other than 1000.
+
+    ``MM7Error(2004, "content refused")`` answers HTTP 200 with a DeliverRsp carrying
+    StatusCode 2004: a final refusal the relay will not retry. The retryable codes 3000 and
+    4006 are answered as a SOAP Fault with HTTP 500 so the relay tries again.
+
+    :param status_code: an MM7 status code (:class:`StatusCode` or any int 1000-4999).
+    :param status_text: the StatusText; defaults to the spec's text for the code.
+    """
+
+    #: the MM7 status answered when this error is raised without a code
+    status_code: int = StatusCode.SERVER_ERROR
+    #: ``"Client"`` (the sender's fault) or ``"Server"`` (ours) when answered as a Fault
+    fault_code: str = "Server"
+    #: the HTTP status a Fault for this error goes out with
+    http_status: int = 500
+
+    def __init__(self, status_code: int | None = None, status_text: str | None = None) -> None:
+        if status_code is not None:
+            if isinstance(status_code, bool) or not isinstance(status_code, int):
+                raise TypeError(f"status_code must be an int, not {type(status_code).__name__}")
+            if not 1000 <= status_code <= 4999:
+                raise ValueError(f"status_code {status_code} is not an MM7 status (1000-4999)")
+            self.status_code = status_code
+        self.status_text = status_text if status_text is not None else default_text(
+            self.status_code
+        )
+        super().__init__(self.status_code, self.status_text)
+
+    def __str__(self) -> str:
+        return f"{self.status_code} {self.status_text}"
+
+    @property
+    def retryable(self) -> bool:
+        """True for the codes that mean "try again later": answered with a 5xx Fault."""
+        return self.status_code in (StatusCode.SERVER_ERROR, StatusCode.SERVICE_UNAVAILABLE)
+
+
+class RequestError(MM7Error):
+    """The request cannot be processed as MM7: answered with a Client Fault (HTTP 500)."""
+
+    status_code = StatusCode.MESSAGE_FORMAT_CORRUPT
+    fault_code = "Client"
+
+
+class MalformedRequest(RequestError):
+    """Broken MIME framing, XML or envelope (2007)."""
+
+
+class LimitExceeded(RequestError):
+    """A configured limit (parts, depth, header or SOAP size) was exceeded (2007).
+
+    ``http_status`` is 413 when the body itself is too large.
+    """
+
+
+class UnsupportedOperation(RequestError):
+    """The Body holds an MM7 operation this receiver does not handle (4003)."""
+
+    status_code = StatusCode.UNSUPPORTED_OPERATION
+
+
+class ValidationError(RequestError):
+    """An element required to deliver the message is missing or invalid (4004)."""
+
+    status_code = StatusCode.VALIDATION_ERROR
+
+
+class VersionMismatch(RequestError):
+    """The root is not a SOAP 1.1 Envelope (SOAP 1.1 §4.4.1 ``VersionMismatch`` fault)."""
+
+    fault_code = "VersionMismatch"
+
+
+class ServiceUnavailable(MM7Error):
+    """We cannot take the message now (no handler, overload): retry later (4006, HTTP 500/503)."""
+
+    status_code = StatusCode.SERVICE_UNAVAILABLE
