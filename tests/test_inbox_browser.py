@@ -2,8 +2,8 @@
 
 The inbox runs in a Werkzeug server on 127.0.0.1 (port 0, in a thread); an MMS with a PNG is
 posted over HTTP while the page is open, and the page must show it by itself (its JS poll), with
-the image decoded (``naturalWidth > 0``) and the text visible. A screenshot is saved to
-``test-output/inbox.png``.
+the image decoded (``naturalWidth > 0``) and the text visible. Screenshots are saved to
+``test-output/inbox-empty.png`` and ``test-output/inbox.png``.
 
 Needs ``/usr/bin/chromium`` and ``/usr/bin/chromedriver`` (Debian's ``chromium`` and
 ``chromium-driver``; ``.ci/system-deps`` installs them) and selenium (the ``test`` extra).
@@ -94,10 +94,13 @@ def test_inbox_in_chromium(server: str, browser: Any) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
+    out = ROOT / "test-output"
+    out.mkdir(exist_ok=True)
     browser.get(server + "/")
     empty = browser.find_element(By.ID, "empty")
     assert empty.is_displayed()
-    assert "mm7 send" in empty.text
+    assert f"mm7 send {server}/mm7 --attach photo.jpg --text hi" in empty.text
+    assert browser.save_screenshot(str(out / "inbox-empty.png"))
 
     # An earlier message is on the page already; the new one must arrive by the page's poll.
     older = build_deliver(text="An older message, text only", sender="447700900765")
@@ -130,6 +133,4 @@ def test_inbox_in_chromium(server: str, browser: Any) -> None:
     assert not browser.find_element(By.ID, "empty").is_displayed()
     assert browser.find_element(By.ID, "total").text == "2"
 
-    out = ROOT / "test-output"
-    out.mkdir(exist_ok=True)
     assert browser.save_screenshot(str(out / "inbox.png"))
