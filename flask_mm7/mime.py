@@ -203,9 +203,10 @@ class MultipartDecoder:
         buf = self._buffer
         found = self._find_delimiter(final)
         if found is None:
+            if final:
+                return False  # close() decides what the unterminated rest is
             # no delimiter in sight: release what cannot belong to one
-            keep = 0 if final else self._keep
-            end = len(buf) - keep
+            end = len(buf) - self._keep
             if end > 0:
                 if self._state == _BODY:
                     events.append(PartData(bytes(buf[:end])))
@@ -306,14 +307,18 @@ class MultipartDecoder:
         buf = self._buffer
         while True:
             newline = buf.find(b"\n")
-            if newline < 0:
+            carriage = buf.find(b"\r", 0, newline if newline >= 0 else len(buf))
+            if carriage >= 0 and carriage + 1 != newline:
+                # a lone CR ends the line (CR-only senders), unless an LF may still follow
+                if carriage + 1 == len(buf) and not final:
+                    return False
+                newline = carriage
+            elif newline < 0:
                 if len(buf) + self._header_bytes > self.max_header_size:
                     raise LimitExceeded(2007, "Part header block too large")
-                if not final:
+                if not final or not buf:
                     return False
                 newline = len(buf)  # the body ended in a header line: treat it as the last
-                if not buf:
-                    return False
             line_end = newline + 1
             line = bytes(buf[:newline]).rstrip(b"\r")
             self._header_bytes += line_end
