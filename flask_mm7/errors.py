@@ -34,8 +34,8 @@ class MM7Error(Exception):
             if not 1000 <= status_code <= 4999:
                 raise ValueError(f"status_code {status_code} is not an MM7 status (1000-4999)")
             self.status_code = status_code
-        self.status_text = status_text if status_text is not None else default_text(
-            self.status_code
+        self.status_text = (
+            status_text if status_text is not None else default_text(self.status_code)
         )
         super().__init__(self.status_code, self.status_text)
 
