@@ -481,7 +481,7 @@ def _related(
     transaction_id: str,
     extra_headers: t.Mapping[str, str] | None,
 ) -> MM7Request:
-    soap_bytes = soap.encode("utf-8")
+    soap_bytes = soap.replace("\n", policy.linesep).encode("utf-8")
     root = MIMEBase("text", "xml", policy=policy, charset="utf-8")
     del root["MIME-Version"]
     root["Content-ID"] = "<soap-start>"
