@@ -82,6 +82,9 @@ def mm7() -> None:
 @click.option("--status", "mm_status", help="MMStatus [Retrieved; Read for --read-reply].")
 @click.option("--seed-example", is_flag=True, help="Send the aggregator's example as printed.")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds.")
+@click.option(
+    "-k", "--insecure", is_flag=True, help="Do not verify the https certificate (local tests)."
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar [on a TTY, >1 MiB].")
 @click.option("-v", "--verbose", is_flag=True, help="Also print the reply's headers and body.")
 @click.pass_context
@@ -105,6 +108,7 @@ def send(
     mm_status: str | None,
     seed_example: bool,
     timeout: float,
+    insecure: bool,
     progress: bool | None,
     verbose: bool,
 ) -> None:
@@ -158,7 +162,7 @@ def send(
     if progress is None:
         progress = len(request.body) > PROGRESS_THRESHOLD and sys.stderr.isatty()
     try:
-        reply = _send(parts, request, user, password, timeout, progress)
+        reply = _send(parts, request, user, password, timeout, progress, insecure)
     except (OSError, http.client.HTTPException, ssl.SSLError) as e:
         click.echo(f"Error: cannot send to {url}: {_describe(e)}", err=True)
         ctx.exit(EXIT_TRANSPORT)
@@ -194,10 +198,17 @@ def _send(
     password: str | None,
     timeout: float,
     progress: bool,
+    insecure: bool = False,
 ) -> testing.MM7Reply:
     conn: http.client.HTTPConnection
     if url.scheme == "https":
-        conn = http.client.HTTPSConnection(url.hostname or "", url.port, timeout=timeout)
+        context = ssl.create_default_context()
+        if insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        conn = http.client.HTTPSConnection(
+            url.hostname or "", url.port, timeout=timeout, context=context
+        )
     else:
         conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=timeout)
     try:

@@ -316,3 +316,16 @@ def test_python_m_flask_mm7(receiver: tuple[Receiver, str]) -> None:
     )  # fmt: skip
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == "1000 Success (DeliverRsp, TransactionID 8)\n"
+
+
+@pytest.mark.parametrize("insecure", [[], ["-k"]], ids=["verify", "insecure"])
+def test_https_to_a_plain_http_server_is_a_transport_error(
+    receiver: tuple[Receiver, str], capsys: pytest.CaptureFixture[str], insecure: list[str]
+) -> None:
+    app, url = receiver
+    https = url.replace("http://", "https://")
+    assert cli.main(["send", https, "--timeout", "5", *insecure]) == cli.EXIT_TRANSPORT
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"Error: cannot send to {https}: ")
+    assert err.count("\n") == 1
