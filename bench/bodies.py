@@ -151,9 +151,10 @@ def make_body(name: str, *, smoke: bool = False) -> Body:
         ] + [text]
     elif name in ("large", "huge"):
         total = int((5 if name == "large" else 50) * 1024 * 1024 * scale)
+        image = 4096 if smoke else 60 * 1024
         leaves = [
-            ("image/jpeg", "image_0.jpg", rng.randbytes(60 * 1024)),
-            ("video/mp4", "video_0.mp4", rng.randbytes(total - 62 * 1024)),
+            ("image/jpeg", "image_0.jpg", rng.randbytes(image)),
+            ("video/mp4", "video_0.mp4", rng.randbytes(total - image - 2048)),
             text,
         ]
     else:

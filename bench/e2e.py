@@ -66,7 +66,7 @@ class Server:
         self.workers = workers
         self.proc: Optional[subprocess.Popen[bytes]] = None
         self.port = 0
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
 
     def __enter__(self) -> int:
         self.port = free_port()
