@@ -1,8 +1,38 @@
-"""Receive MMS over 3GPP MM7 in a Flask or WSGI app."""
+"""Receive MMS over 3GPP MM7 in a Flask or WSGI app.
+
+``MM7`` (the Flask extension) is imported on first use, so ``from flask_mm7 import
+MM7Middleware`` never imports Flask.
+"""
 
 from __future__ import annotations
 
+import typing as t
+
+from .attachments import Attachment
 from .errors import MM7Error
+from .messages import Address, DeliverRequest, DeliveryReport, ReadReply
+from .middleware import MM7Middleware
 from .status import StatusCode
 
-__all__ = ["MM7Error", "StatusCode"]
+if t.TYPE_CHECKING:  # pragma: no cover
+    from .extension import MM7
+
+__all__ = [
+    "MM7",
+    "MM7Middleware",
+    "MM7Error",
+    "StatusCode",
+    "DeliverRequest",
+    "DeliveryReport",
+    "ReadReply",
+    "Address",
+    "Attachment",
+]
+
+
+def __getattr__(name: str) -> t.Any:
+    if name == "MM7":
+        from .extension import MM7
+
+        return MM7
+    raise AttributeError(f"module 'flask_mm7' has no attribute {name!r}")

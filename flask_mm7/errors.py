@@ -26,6 +26,10 @@ class MM7Error(Exception):
     fault_code: str = "Server"
     #: the HTTP status a Fault for this error goes out with
     http_status: int = 500
+    #: set by the parser when the error is found after the TransactionID was read
+    transaction_id: str | None = None
+    #: the request's MM7 namespace, when known
+    namespace: str | None = None
 
     def __init__(self, status_code: int | None = None, status_text: str | None = None) -> None:
         if status_code is not None:
@@ -34,8 +38,8 @@ class MM7Error(Exception):
             if not 1000 <= status_code <= 4999:
                 raise ValueError(f"status_code {status_code} is not an MM7 status (1000-4999)")
             self.status_code = status_code
-        self.status_text = status_text if status_text is not None else default_text(
-            self.status_code
+        self.status_text = (
+            status_text if status_text is not None else default_text(self.status_code)
         )
         super().__init__(self.status_code, self.status_text)
 
@@ -88,3 +92,21 @@ class ServiceUnavailable(MM7Error):
     """We cannot take the message now (no handler, overload): retry later (4006, HTTP 500/503)."""
 
     status_code = StatusCode.SERVICE_UNAVAILABLE
+
+
+class BodyTooLarge(LimitExceeded):
+    """The request body is larger than ``max_content_length`` (HTTP 413)."""
+
+    http_status = 413
+
+
+class IncompleteBody(RequestError):
+    """The client sent less than its Content-Length, or a Content-Length we cannot read (400)."""
+
+    http_status = 400
+
+
+class UnsupportedMediaType(RequestError):
+    """The Content-Type is neither multipart nor XML (HTTP 415)."""
+
+    http_status = 415

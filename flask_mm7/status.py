@@ -57,9 +57,12 @@ class StatusCode(enum.IntEnum):
 
 def default_text(code: int) -> str:
     """The spec's text for ``code``, or a generic one for vendor codes (e.g. Mbuni's 3005)."""
-    try:
-        return StatusCode(code).text
-    except ValueError:
-        return {1: "Success", 2: "Client error", 3: "Server Error"}.get(
-            code // 1000, "General service error"
-        )
+    member = _BY_VALUE.get(code)
+    if member is not None:
+        return member.text
+    return {1: "Success", 2: "Client error", 3: "Server Error"}.get(
+        code // 1000, "General service error"
+    )
+
+
+_BY_VALUE = {member.value: member for member in StatusCode}

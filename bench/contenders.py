@@ -1,0 +1,505 @@
+"""The parsers under test, each behind one signature: ``run(stream, content_type, sink)``.
+
+Every contender reads the HTTP body from ``stream`` (a file-like object, read in 64 KiB
+chunks unless the library does its own reading), follows the nested ``multipart/mixed`` part
+(recursing into it: every contender must reach the leaf parts, so the comparison is fair) and
+hands the root part and every leaf part to ``sink``: ``sink.begin()``, ``sink.feed(bytes)``
+any number of times, ``sink.end()``. :class:`CollectSink` copies the parts out (what the
+timings use); :class:`CountSink` only counts bytes (what the memory probes use).
+
+How the third-party parsers are made to accept MM7 parts, which carry no
+``Content-Disposition`` (they are form-data parsers):
+
+* ``multipart`` (``PushMultipartParser``): a subclass overrides the documented hook
+  ``_create_segment`` to build the ``MultipartSegment`` without the form-data check.
+* ``werkzeug`` (``werkzeug.sansio.multipart.MultipartDecoder``): a subclass overrides
+  ``_parse_headers`` to add ``Content-Disposition: form-data; name="part"`` when absent.
+* ``python-multipart`` (``python_multipart.MultipartParser``): its callback API does not look
+  at the headers, nothing to patch.
+* ``email`` (stdlib): ``BytesFeedParser(policy=email.policy.HTTP)`` fed the HTTP headers and
+  the body in 64 KiB chunks (what ``BytesParser.parse`` does, without the extra copy), then
+  ``walk()`` and ``get_payload(decode=True)`` for every leaf.
+
+A contender whose library is missing is listed with ``available() == False`` and printed
+"n/a" (``ours`` too, until ``flask_mm7.parts`` exists).
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import importlib
+import io
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Callable, Dict, List, Optional, Tuple
+
+CHUNK = 64 * 1024
+
+
+class CollectSink:
+    """Copies every part out as one ``bytes``: ``parts`` is [root, leaf, leaf, ...]."""
+
+    __slots__ = ("parts", "_cur")
+
+    def __init__(self) -> None:
+        self.parts: List[bytes] = []
+        self._cur: List[bytes] = []
+
+    def begin(self) -> None:
+        self._cur = []
+
+    def feed(self, data: bytes) -> None:
+        self._cur.append(data)
+
+    def end(self) -> None:
+        cur = self._cur
+        self.parts.append(cur[0] if len(cur) == 1 else b"".join(cur))
+        self._cur = []
+
+
+class CountSink:
+    """Counts parts and bytes and keeps nothing (for the memory probes)."""
+
+    __slots__ = ("count", "nbytes")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.nbytes = 0
+
+    def begin(self) -> None:
+        self.count += 1
+
+    def feed(self, data: bytes) -> None:
+        self.nbytes += len(data)
+
+    def end(self) -> None:
+        pass
+
+
+Sink = Any  # CollectSink | CountSink: anything with begin/feed/end
+RunFn = Callable[[BinaryIO, str, Sink], None]
+
+
+def boundary_of(content_type: str) -> bytes:
+    """The ``boundary`` parameter of a multipart Content-Type (quoted or not)."""
+    lower = content_type.lower()
+    i = lower.find("boundary=")
+    if i < 0:
+        raise ValueError(f"no boundary in {content_type!r}")
+    value = content_type[i + 9 :].strip()
+    if value.startswith('"'):
+        return value[1 : value.index('"', 1)].encode("latin-1")
+    return value.split(";", 1)[0].strip().encode("latin-1")
+
+
+# --------------------------------------------------------------------------------------
+# floor: the least work a streaming parser can do in Python
+# --------------------------------------------------------------------------------------
+
+
+def run_floor(stream: BinaryIO, content_type: str, sink: Sink) -> None:
+    """Stream 64 KiB chunks, find delimiters with ``bytes.find``, copy parts out.
+
+    Headers are not parsed beyond spotting a nested ``multipart/`` part and its boundary;
+    a stack of delimiters follows the nesting in one pass over the body.
+    """
+    read = stream.read
+    stack = [b"\r\n--" + boundary_of(content_type)]
+    buf = b"\r\n" + read(CHUNK)  # so the first delimiter matches like the others
+    pos = 0
+    eof = False
+    in_body = False  # False: preamble/epilogue (skip), True: a leaf's payload (feed)
+    while True:
+        delim = stack[-1]
+        i = buf.find(delim, pos)
+        if i < 0 or len(buf) < i + len(delim) + 2:
+            if eof:
+                raise ValueError("floor: body ends inside a part")
+            if i < 0:
+                keep = len(buf) - len(delim) - 1  # a delimiter may straddle the chunks
+                if keep > pos:
+                    if in_body:
+                        sink.feed(buf[pos:keep])
+                    pos = keep
+            more = read(CHUNK)
+            eof = not more
+            buf = buf[pos:] + more
+            pos = 0
+            continue
+        if in_body:
+            sink.feed(buf[pos:i])
+            sink.end()
+            in_body = False
+        j = i + len(delim)
+        if buf[j : j + 2] == b"--":  # close delimiter
+            stack.pop()
+            if not stack:
+                return
+            pos = j + 2
+            continue
+        # headers: up to the blank line
+        while True:
+            k = buf.find(b"\r\n\r\n", j)
+            if k >= 0:
+                break
+            more = read(CHUNK)
+            if not more:
+                raise ValueError("floor: body ends inside part headers")
+            buf = buf[pos:] + more
+            j -= pos
+            pos = 0
+        headers = buf[j:k]
+        m = headers.find(b"multipart/")
+        if m < 0:
+            in_body = True
+            sink.begin()
+            pos = k + 4
+        else:
+            stack.append(b"\r\n--" + boundary_of(headers[m:].decode("latin-1")))
+            pos = k + 2  # the nested first delimiter follows the blank line's CRLF
+
+
+# --------------------------------------------------------------------------------------
+# multipart (PyPI), PushMultipartParser
+# --------------------------------------------------------------------------------------
+
+
+def _multipart_parser_class() -> Any:
+    import multipart
+
+    class MimePushParser(multipart.PushMultipartParser):  # type: ignore[misc,name-defined]
+        """Accepts parts without Content-Disposition (MIME, not form-data)."""
+
+        def _create_segment(self, headerlist: List[Tuple[str, str]]) -> Any:
+            return multipart.MultipartSegment(headerlist)
+
+    return MimePushParser
+
+
+_MP_CLASS: Any = None
+
+
+def run_multipart(stream: BinaryIO, content_type: str, sink: Sink) -> None:
+    """``multipart.PushMultipartParser`` (subclassed), recursing into nested multiparts."""
+    global _MP_CLASS
+    if _MP_CLASS is None:
+        _MP_CLASS = _multipart_parser_class()
+    cls = _MP_CLASS
+    outer = cls(boundary_of(content_type), max_header_count=32)
+    # one level of nesting is what MM7 uses; the inner parser is fed the nested part's body
+    # chunks as the outer parser yields them (streaming, no extra copy)
+    inner: Any = None
+    read = stream.read
+
+    def feed_inner(chunk: bytes) -> None:
+        for ev in inner.parse(chunk):
+            if ev is None:
+                sink.end()
+            elif isinstance(ev, bytes):
+                sink.feed(ev)
+            else:
+                sink.begin()
+
+    while not outer.closed:
+        chunk = read(CHUNK)
+        for ev in outer.parse(chunk):
+            if ev is None:
+                if inner is None:
+                    sink.end()
+                else:
+                    feed_inner(b"")  # end of input for the nested parser
+                    inner = None
+            elif isinstance(ev, bytes):
+                if inner is None:
+                    sink.feed(ev)
+                else:
+                    feed_inner(ev)
+            elif (ev.content_type or "").startswith("multipart/"):
+                inner = cls(boundary_of(ev.header("Content-Type")), max_header_count=32)
+            else:
+                sink.begin()
+
+
+# --------------------------------------------------------------------------------------
+# python-multipart
+# --------------------------------------------------------------------------------------
+
+
+class _PMHandler:
+    """Callbacks for one ``python_multipart.MultipartParser`` level."""
+
+    def __init__(self, mod: Any, boundary: bytes, sink: Sink) -> None:
+        self.mod = mod
+        self.sink = sink
+        self.field: bytes = b""
+        self.value: bytes = b""
+        self.ctype: Optional[bytes] = None
+        self.inner: Optional[Any] = None
+        self.parser = mod.MultipartParser(
+            boundary,
+            callbacks={
+                "on_part_begin": self.on_part_begin,
+                "on_header_field": self.on_header_field,
+                "on_header_value": self.on_header_value,
+                "on_header_end": self.on_header_end,
+                "on_headers_finished": self.on_headers_finished,
+                "on_part_data": self.on_part_data,
+                "on_part_end": self.on_part_end,
+            },
+        )
+
+    def on_part_begin(self) -> None:
+        self.ctype = None
+        self.field = b""
+        self.value = b""
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self.field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self.value += data[start:end]
+
+    def on_header_end(self) -> None:
+        if self.field.lower() == b"content-type":
+            self.ctype = self.value
+        self.field = b""
+        self.value = b""
+
+    def on_headers_finished(self) -> None:
+        if self.ctype is not None and self.ctype.lower().startswith(b"multipart/"):
+            self.inner = _PMHandler(
+                self.mod, boundary_of(self.ctype.decode("latin-1")), self.sink
+            )
+        else:
+            self.sink.begin()
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.inner is not None:
+            self.inner.parser.write(data[start:end])
+        else:
+            self.sink.feed(data[start:end])
+
+    def on_part_end(self) -> None:
+        if self.inner is not None:
+            self.inner.parser.finalize()
+            self.inner = None
+        else:
+            self.sink.end()
+
+
+def run_python_multipart(stream: BinaryIO, content_type: str, sink: Sink) -> None:
+    """``python_multipart.MultipartParser`` with callbacks, recursing into nested parts."""
+    mod = importlib.import_module("python_multipart")
+    handler = _PMHandler(mod, boundary_of(content_type), sink)
+    write = handler.parser.write
+    read = stream.read
+    while True:
+        chunk = read(CHUNK)
+        if not chunk:
+            break
+        write(chunk)
+    handler.parser.finalize()
+
+
+# --------------------------------------------------------------------------------------
+# Werkzeug sans-IO MultipartDecoder
+# --------------------------------------------------------------------------------------
+
+
+def _werkzeug_decoder_class() -> Any:
+    from werkzeug.datastructures import Headers
+    from werkzeug.sansio.multipart import MultipartDecoder
+
+    class MimeDecoder(MultipartDecoder):
+        """Adds a form-data Content-Disposition to parts that have none."""
+
+        def _parse_headers(self, data: Any) -> Headers:
+            headers = super()._parse_headers(data)
+            if "content-disposition" not in headers:
+                headers.add("Content-Disposition", 'form-data; name="part"')
+            return headers
+
+    return MimeDecoder
+
+
+_WZ_CLASS: Any = None
+
+
+def run_werkzeug(stream: BinaryIO, content_type: str, sink: Sink) -> None:
+    """``werkzeug.sansio.multipart.MultipartDecoder`` (subclassed), recursing."""
+    from werkzeug.sansio import multipart as wz
+
+    global _WZ_CLASS
+    if _WZ_CLASS is None:
+        _WZ_CLASS = _werkzeug_decoder_class()
+    cls = _WZ_CLASS
+    need_data, data_t, field_t, epilogue_t = wz.NeedData, wz.Data, (wz.Field, wz.File), wz.Epilogue
+
+    def pump(dec: Any, chunk: Optional[bytes], inner_box: List[Any]) -> bool:
+        """Feed ``chunk`` to ``dec`` and dispatch its events; True once it is complete."""
+        dec.receive_data(chunk)
+        while True:
+            ev = dec.next_event()
+            if isinstance(ev, need_data):
+                return False
+            if isinstance(ev, epilogue_t):
+                return True
+            if isinstance(ev, data_t):
+                if inner_box:
+                    inner_dec, inner_inner = inner_box[0]
+                    pump(inner_dec, ev.data, inner_inner)
+                    if not ev.more_data:
+                        pump(inner_dec, None, inner_inner)
+                        inner_box.clear()
+                else:
+                    sink.feed(ev.data)
+                    if not ev.more_data:
+                        sink.end()
+            elif isinstance(ev, field_t):
+                ctype = ev.headers.get("content-type", "")
+                if ctype.lower().startswith("multipart/"):
+                    inner_box.append((cls(boundary_of(ctype)), []))
+                else:
+                    sink.begin()
+
+    dec = cls(boundary_of(content_type))
+    box: List[Any] = []
+    read = stream.read
+    while True:
+        chunk = read(CHUNK)
+        if not chunk:
+            pump(dec, None, box)
+            return
+        pump(dec, chunk, box)
+
+
+# --------------------------------------------------------------------------------------
+# stdlib email
+# --------------------------------------------------------------------------------------
+
+
+def run_email(stream: BinaryIO, content_type: str, sink: Sink) -> None:
+    """``email`` feed parser (policy HTTP) on the HTTP headers + body, then walk the parts."""
+    parser = email.parser.BytesFeedParser(policy=email.policy.HTTP)
+    parser.feed(f"Content-Type: {content_type}\r\n\r\n".encode("latin-1"))
+    read = stream.read
+    while True:
+        chunk = read(CHUNK)
+        if not chunk:
+            break
+        parser.feed(chunk)
+    msg = parser.close()
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        sink.begin()
+        sink.feed(part.get_payload(decode=True))
+        sink.end()
+
+
+# --------------------------------------------------------------------------------------
+# ours
+# --------------------------------------------------------------------------------------
+
+
+def _ours_read_mime() -> Any:
+    return importlib.import_module("flask_mm7.parts").read_mime
+
+
+def ours_limits() -> Any:
+    """Limits for ``read_mime``: the library's defaults (``None``). ``read_mime`` bounds parts,
+    nesting and header sizes, not the body size (the middleware does), so the 50 MB body
+    passes with them; change this to benchmark other settings (e.g. ``spool_threshold``)."""
+    return None
+
+
+_OURS_LIMITS: Any = "unset"
+
+
+def run_ours(stream: BinaryIO, content_type: str, sink: Sink) -> None:
+    """``flask_mm7.parts.read_mime`` and every part's bytes (``read()``, or the stream in
+    64 KiB chunks when the sink only counts)."""
+    global _OURS_LIMITS
+    if _OURS_LIMITS == "unset":
+        _OURS_LIMITS = ours_limits()
+    body = _ours_read_mime()(stream, content_type, limits=_OURS_LIMITS)
+    try:
+        streaming = isinstance(sink, CountSink)
+        for part in (body.root, *body.parts):
+            sink.begin()
+            if streaming:
+                f = part.stream
+                while True:
+                    data = f.read(CHUNK)
+                    if not data:
+                        break
+                    sink.feed(data)
+            else:
+                sink.feed(part.read())
+            sink.end()
+    finally:
+        body.close()
+
+
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Contender:
+    """A named parser: ``modules`` must import for it to be available."""
+
+    name: str
+    run: RunFn
+    modules: Tuple[str, ...]
+    note: str
+
+    def available(self) -> bool:
+        for mod in self.modules:
+            try:
+                importlib.import_module(mod)
+            except ImportError:
+                return False
+        return True
+
+    def version(self) -> str:
+        """The distribution version behind this contender (for the results header)."""
+        dist = {
+            "multipart": "multipart",
+            "python-multipart": "python-multipart",
+            "werkzeug": "Werkzeug",
+            "ours": "flask-mm7",
+        }.get(self.name)
+        if dist is None:
+            return "stdlib" if self.name == "email" else "-"
+        try:
+            from importlib.metadata import version
+
+            return version(dist)
+        except Exception:
+            return "?"
+
+
+CONTENDERS: List[Contender] = [
+    Contender("floor", run_floor, (), "64 KiB reads + bytes.find + copy out (reference)"),
+    Contender("multipart", run_multipart, ("multipart",), "PushMultipartParser, subclassed"),
+    Contender(
+        "python-multipart",
+        run_python_multipart,
+        ("python_multipart",),
+        "MultipartParser + callbacks",
+    ),
+    Contender(
+        "werkzeug", run_werkzeug, ("werkzeug.sansio.multipart",), "sansio MultipartDecoder"
+    ),
+    Contender("email", run_email, (), "BytesFeedParser(policy=HTTP) + walk"),
+    Contender("ours", run_ours, ("flask_mm7.parts",), "flask_mm7.parts.read_mime"),
+]
+
+BY_NAME: Dict[str, Contender] = {c.name: c for c in CONTENDERS}
+
+
+def parse_bytes(contender: Contender, data: bytes, content_type: str) -> List[bytes]:
+    """Run ``contender`` on ``data`` and return [root, leaf, ...] (for checks)."""
+    sink = CollectSink()
+    contender.run(io.BytesIO(data), content_type, sink)
+    return sink.parts

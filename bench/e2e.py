@@ -1,0 +1,228 @@
+"""HTTP end to end on 127.0.0.1: gunicorn serving ``bench.apps``, loaded by wrk or Python.
+
+gunicorn runs 2 sync workers bound to a free port on 127.0.0.1; the bench starts it, waits
+for the port, checks that a POST of the body answers 200 with ``StatusCode`` 1000, loads it
+for a bounded time with bounded concurrency, then stops it (SIGTERM to the master it
+started, SIGKILL after 10 s). Load generator: ``wrk`` (Debian package) with a Lua script
+that POSTs the body with its Content-Type when it is on PATH, else a Python client
+(``http.client``, one connection per thread, reconnecting when the server closes; gunicorn's
+sync workers close after every response).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from typing import List, Optional
+
+from .bodies import HTTP_HEADERS, Body
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HOST = "127.0.0.1"
+PATH = "/mm7"
+
+
+@dataclass
+class LoadResult:
+    """Throughput and tail latency of one app."""
+
+    rps: float
+    p99_ms: float
+    requests: int
+    errors: int
+    tool: str
+
+
+def gunicorn_available() -> bool:
+    try:
+        import gunicorn  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """``with Server("bench.apps:fixed_app") as port:`` runs gunicorn for the block."""
+
+    def __init__(self, spec: str, workers: int = 2) -> None:
+        self.spec = spec
+        self.workers = workers
+        self.proc: Optional[subprocess.Popen[bytes]] = None
+        self.port = 0
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
+
+    def __enter__(self) -> int:
+        self.port = free_port()
+        cmd = [
+            sys.executable, "-m", "gunicorn",
+            "--workers", str(self.workers), "--worker-class", "sync",
+            "--bind", f"{HOST}:{self.port}", "--log-level", "warning",
+            "--chdir", REPO, self.spec,
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn {self.spec} exited: {self._log_tail()}")
+            try:
+                with socket.create_connection((HOST, self.port), timeout=0.2):
+                    return self.port
+            except OSError:
+                time.sleep(0.05)
+        self.__exit__(None, None, None)
+        raise RuntimeError(f"gunicorn {self.spec} did not listen: {self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-2000:]
+
+    def __exit__(self, *exc: object) -> None:
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        self.log.close()
+
+
+def _post(conn: http.client.HTTPConnection, body: Body) -> http.client.HTTPResponse:
+    headers = {"Content-Type": body.content_type, **HTTP_HEADERS}
+    conn.request("POST", PATH, body=body.data, headers=headers)
+    return conn.getresponse()
+
+
+def check_app(port: int, body: Body) -> None:
+    """Raise unless one POST answers 200 with StatusCode 1000."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        resp = _post(conn, body)
+        text = resp.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+    if resp.status != 200 or not re.search(r"StatusCode>\s*1000\s*<", text):
+        raise RuntimeError(f"app on port {port} answered {resp.status}: {text[:500]}")
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def _ms(value: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
+    if not m:
+        raise ValueError(value)
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def load_wrk(port: int, body: Body, duration: float, conns: int, threads: int) -> LoadResult:
+    """wrk -t THREADS -c CONNS -d DURATION --latency with a POST script."""
+    wrk = shutil.which("wrk")
+    assert wrk is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        body_path = os.path.join(tmp, "body.bin")
+        with open(body_path, "wb") as f:
+            f.write(body.data)
+        headers = "".join(
+            f'wrk.headers["{k}"] = [==[{v}]==]\n'
+            for k, v in {"Content-Type": body.content_type, **HTTP_HEADERS}.items()
+        )
+        script = os.path.join(tmp, "post.lua")
+        with open(script, "w", encoding="utf-8") as f:
+            f.write(
+                f'local f = io.open([==[{body_path}]==], "rb")\n'
+                "wrk.body = f:read(\"*a\")\nf:close()\n"
+                'wrk.method = "POST"\n' + headers
+            )
+        out = subprocess.run(
+            [wrk, "-t", str(threads), "-c", str(conns), "-d", f"{max(1, round(duration))}s",
+             "--timeout", "10s", "--latency", "-s", script, f"http://{HOST}:{port}{PATH}"],
+            capture_output=True, text=True, timeout=duration + 60, check=True,
+        ).stdout  # fmt: skip
+    rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = 0
+    m = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
+    if m:
+        errors += int(m.group(1))
+    m = re.search(r"Socket errors:.*?read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        errors += int(m.group(2)) + int(m.group(3))  # read errors: the server closing
+    return LoadResult(rps, p99, total, errors, "wrk")
+
+
+def load_python(port: int, body: Body, duration: float, conns: int) -> LoadResult:
+    """``conns`` threads POSTing for ``duration`` seconds with http.client."""
+    latencies: List[List[float]] = [[] for _ in range(conns)]
+    errors = [0] * conns
+    deadline = time.perf_counter() + duration
+
+    def worker(i: int) -> None:
+        conn: Optional[http.client.HTTPConnection] = None
+        lat = latencies[i]
+        while time.perf_counter() < deadline:
+            if conn is None:
+                conn = http.client.HTTPConnection(HOST, port, timeout=10)
+            t0 = time.perf_counter()
+            try:
+                resp = _post(conn, body)
+                resp.read()
+                lat.append(time.perf_counter() - t0)
+                if resp.status != 200:
+                    errors[i] += 1
+                if resp.will_close:
+                    conn.close()
+                    conn = None
+            except (OSError, http.client.HTTPException):
+                errors[i] += 1
+                if conn is not None:
+                    conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    flat = sorted(x for lat in latencies for x in lat)
+    if not flat:
+        return LoadResult(0.0, float("nan"), 0, sum(errors), "python")
+    p99 = statistics.quantiles(flat, n=100)[98] if len(flat) >= 2 else flat[0]
+    return LoadResult(len(flat) / elapsed, p99 * 1e3, len(flat), sum(errors), "python")
+
+
+def run_app(
+    spec: str, body: Body, *, duration: float, conns: int, tool: str = "auto"
+) -> LoadResult:
+    """Start gunicorn on ``spec``, check it, load it, stop it."""
+    use_wrk = tool == "wrk" or (tool == "auto" and shutil.which("wrk") is not None)
+    with Server(spec) as port:
+        check_app(port, body)
+        # warm both workers (imports, first-request caches) before timing
+        load_python(port, body, min(0.5, duration / 4), 2)
+        if use_wrk:
+            return load_wrk(port, body, duration, conns, threads=min(2, conns))
+        return load_python(port, body, duration, conns)

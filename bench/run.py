@@ -1,0 +1,532 @@
+"""Run the flask-mm7 benchmark suite and write ``bench/RESULTS.md``.
+
+``python -m bench`` (or ``python bench/run.py``) from the repository root; ``--help`` lists
+the options. ``--smoke`` runs every section on scaled-down bodies with 1-2 repetitions and
+writes to a temporary directory instead of ``bench/RESULTS.md``.
+
+Sections: parser time per body size (every contender vs the floor and vs ``multipart``),
+SOAP envelope handling, memory (tracemalloc peak, peak RSS over an idle process) and HTTP
+end to end (gunicorn + wrk). A contender whose library is not installed is printed "n/a".
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import io
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+if __package__ in (None, ""):  # ``python bench/run.py``
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    __package__ = "bench"
+
+from bench import e2e, memory, soapbench  # noqa: E402
+from bench.bodies import SIZES, Body, make_body  # noqa: E402
+from bench.contenders import CONTENDERS, CollectSink, Contender  # noqa: E402
+from bench.timing import Timing, fmt_ns, measure  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(REPO, "bench", "RESULTS.md")
+OPT_HEADING = "## What each optimisation bought"
+OPT_PLACEHOLDER = (
+    "_Filled in by the lead: one line per optimisation of `flask_mm7.mime` / `parts` / "
+    "`soap`, with the commit and the ratio before → after (from this file's tables)._\n"
+)
+MEMORY_SIZES = ("typical", "large", "huge")
+MEMORY_CONTENDERS = ("floor", "multipart", "email", "ours")
+HTTP_APPS = ("fixed", "stdlib", "ours")
+
+# targets from the issue "Fast: a benchmark suite in bench/"
+T_VS_MULTIPART = 1.0
+T_VS_FLOOR = 2.0
+T_RPS_VS_FIXED = 0.6
+T_RPS_VS_STDLIB = 8.0
+T_P99_VS_FIXED = 3.0
+T_RSS_HUGE_MIB = 4.0
+T_RSS_TYPICAL_MIB = 1.0
+T_SOAP = 1.5
+
+
+@dataclass
+class Results:
+    """Everything measured, keyed by size / contender / app name."""
+
+    parse: Dict[str, Dict[str, Optional[Timing]]] = field(default_factory=dict)
+    parse_errors: Dict[Tuple[str, str], str] = field(default_factory=dict)
+    soap: Dict[str, Optional[Timing]] = field(default_factory=dict)
+    soap_ours_name: str = ""
+    tracemalloc: Dict[str, Dict[str, Optional[int]]] = field(default_factory=dict)
+    rss: Dict[str, Dict[str, Optional[float]]] = field(default_factory=dict)
+    http: Dict[str, Optional[e2e.LoadResult]] = field(default_factory=dict)
+    http_note: str = ""
+    notes: List[str] = field(default_factory=list)
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------
+# sections
+# --------------------------------------------------------------------------------------
+
+
+def bench_parse(
+    bodies: Dict[str, Body], contenders: Sequence[Contender], smoke: bool, budget: float
+) -> Tuple[Dict[str, Dict[str, Optional[Timing]]], Dict[Tuple[str, str], str]]:
+    out: Dict[str, Dict[str, Optional[Timing]]] = {}
+    errors: Dict[Tuple[str, str], str] = {}
+    for size, body in bodies.items():
+        out[size] = {}
+        for c in contenders:
+            if not c.available():
+                out[size][c.name] = None
+                continue
+            data, ctype, run = body.data, body.content_type, c.run
+
+            def once(
+                run: Callable[..., None] = run, data: bytes = data, ctype: str = ctype
+            ) -> None:
+                run(io.BytesIO(data), ctype, CollectSink())
+
+            try:
+                sink = CollectSink()
+                run(io.BytesIO(data), ctype, sink)  # correctness first
+                if sink.parts != body.expected:
+                    raise AssertionError(
+                        f"wrong parts: sizes {[len(p) for p in sink.parts][:6]} "
+                        f"expected {[len(p) for p in body.expected][:6]}"
+                    )
+                if smoke:
+                    t = measure(once, budget_s=0, min_reps=2, max_reps=2)
+                elif size == "huge":
+                    t = measure(once, budget_s=budget * 3, min_reps=3, max_reps=30)
+                else:
+                    t = measure(once, budget_s=budget, min_reps=5)
+            except Exception as exc:  # a broken contender must not stop the suite
+                errors[(size, c.name)] = f"{type(exc).__name__}: {exc}"[:300]
+                out[size][c.name] = None
+                log(f"  parse {size:8} {c.name:17} ERROR {errors[(size, c.name)]}")
+                continue
+            out[size][c.name] = t
+            log(f"  parse {size:8} {c.name:17} {fmt_ns(t.median_ns):>10}  ({t.reps} reps)")
+    return out, errors
+
+
+def bench_soap(soap: bytes, smoke: bool, budget: float) -> Dict[str, Optional[Timing]]:
+    out: Dict[str, Optional[Timing]] = {}
+    for name, fn in soapbench.contenders().items():
+        if fn is None:
+            out[name] = None
+            continue
+        try:
+            if smoke:
+                out[name] = measure(lambda fn=fn: fn(soap), budget_s=0, min_reps=2, max_reps=2)
+            else:
+                out[name] = measure(lambda fn=fn: fn(soap), budget_s=budget, min_reps=50)
+        except Exception as exc:
+            log(f"  soap {name} ERROR {exc!r}")
+            out[name] = None
+            continue
+        log(f"  soap {name:17} {fmt_ns(out[name].median_ns):>10}")  # type: ignore[union-attr]
+    return out
+
+
+def bench_memory(
+    bodies: Dict[str, Body], rss_sizes: Sequence[str], rss_contenders: Sequence[str]
+) -> Tuple[Dict[str, Dict[str, Optional[int]]], Dict[str, Dict[str, Optional[float]]]]:
+    from bench.contenders import BY_NAME
+
+    peaks: Dict[str, Dict[str, Optional[int]]] = {}
+    rss: Dict[str, Dict[str, Optional[float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="mm7-bench-mem-") as tmp:
+        for size in MEMORY_SIZES:
+            if size not in bodies:
+                continue
+            body = bodies[size]
+            peaks[size], rss[size] = {}, {}
+            path = os.path.join(tmp, f"{size}.bin")
+            with open(path, "wb") as f:
+                f.write(body.data)
+            for name in MEMORY_CONTENDERS:
+                ok = BY_NAME[name].available()
+                try:
+                    peaks[size][name] = (
+                        memory.tracemalloc_peak(name, body.data, body.content_type)
+                        if ok
+                        else None
+                    )
+                except Exception as exc:
+                    log(f"  tracemalloc {size} {name} ERROR {exc!r}")
+                    peaks[size][name] = None
+                rss[size][name] = None
+                if ok and size in rss_sizes and name in rss_contenders:
+                    try:
+                        rss[size][name] = memory.rss_delta_mib(name, path, body.content_type)
+                    except Exception as exc:
+                        log(f"  rss {size} {name} ERROR {exc!r}")
+                log(
+                    f"  memory {size:8} {name:10} tracemalloc {_mib(peaks[size][name])} "
+                    f"RSS+ {_mib_f(rss[size][name])}"
+                )
+    return peaks, rss
+
+
+def ours_app_available() -> bool:
+    try:
+        import flask_mm7
+
+        return hasattr(flask_mm7, "MM7") and memory.BY_NAME["ours"].available()
+    except ImportError:
+        return False
+
+
+def bench_http(
+    body: Body, duration: float, conns: int, tool: str
+) -> Tuple[Dict[str, Optional[e2e.LoadResult]], str]:
+    from bench.apps import GUNICORN_SPECS
+
+    out: Dict[str, Optional[e2e.LoadResult]] = {}
+    if not e2e.gunicorn_available():
+        return dict.fromkeys(HTTP_APPS), "gunicorn not installed: HTTP section skipped"
+    for app in HTTP_APPS:
+        if app == "ours" and not ours_app_available():
+            out[app] = None
+            continue
+        try:
+            out[app] = e2e.run_app(GUNICORN_SPECS[app], body, duration=duration, conns=conns,
+                                   tool=tool)  # fmt: skip
+        except Exception as exc:
+            log(f"  http {app} ERROR {exc}")
+            out[app] = None
+            continue
+        r = out[app]
+        log(f"  http {app:7} {r.rps:9.0f} req/s  p99 {r.p99_ms:7.2f} ms  ({r.tool}, "  # type: ignore[union-attr]
+            f"{r.requests} requests, {r.errors} errors)")  # type: ignore[union-attr]  # fmt: skip
+    tool_used = next((r.tool for r in out.values() if r is not None), tool)
+    note = (
+        f"gunicorn 2 sync workers on 127.0.0.1, {tool_used}, {conns} connections, "
+        f"{duration:g} s per app, body: {body.name} ({body.size} bytes)"
+    )
+    return out, note
+
+
+# --------------------------------------------------------------------------------------
+# rendering
+# --------------------------------------------------------------------------------------
+
+
+def _mib(n: Optional[int]) -> str:
+    return "n/a" if n is None else f"{n / 1048576:.2f} MiB"
+
+
+def _mib_f(x: Optional[float]) -> str:
+    return "n/a" if x is None else f"{x:.2f} MiB"
+
+
+def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def _fr(x: Optional[float], digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}×"
+
+
+def _med(t: Optional[Timing]) -> Optional[float]:
+    return None if t is None else t.median_ns
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = "| " + " | ".join(str(h).ljust(w) for h, w in zip(header, widths)) + " |"
+    sep = "| " + " | ".join("-" * w for w in widths) + " |"
+    body = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+    return "\n".join([line, sep, *body])
+
+
+def machine_info() -> List[Tuple[str, str]]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            m = re.search(r"^model name\s*:\s*(.+)$", f.read(), re.M)
+            if m:
+                cpu = m.group(1).strip()
+    except OSError:
+        pass
+    pkgs = []
+    for dist in ("flask-mm7", "Flask", "Werkzeug", "defusedxml", "multipart",
+                 "python-multipart", "gunicorn"):  # fmt: skip
+        try:
+            pkgs.append(f"{dist} {version(dist)}")
+        except PackageNotFoundError:
+            pkgs.append(f"{dist} (not installed)")
+    wrk = shutil.which("wrk")
+    wrk_v = "not installed"
+    if wrk:
+        out = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
+        wrk_v = (out.stdout or out.stderr).splitlines()[0].split(" Copyright")[0].strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+        check=False,
+    ).stdout.strip() or "?"  # fmt: skip
+    return [
+        ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        ("commit", commit),
+        ("CPU", cpu),
+        ("cores", str(os.cpu_count())),
+        ("OS", platform.platform()),
+        ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
+        ("packages", ", ".join(pkgs)),
+        ("wrk", wrk_v),
+    ]
+
+
+def targets(res: Results, sizes: Sequence[str]) -> List[Tuple[str, str, str, str]]:
+    """(what, measured, target, verdict) rows."""
+    rows: List[Tuple[str, str, str, str]] = []
+
+    def verdict(x: Optional[float], ok: Callable[[float], bool]) -> str:
+        return "n/a" if x is None else ("ok" if ok(x) else "MISS")
+
+    for size in sizes:
+        p = res.parse.get(size, {})
+        r = _ratio(_med(p.get("ours")), _med(p.get("multipart")))
+        rows.append((f"parse {size}: ours / multipart", _fr(r), f"≤ {T_VS_MULTIPART:g}×",
+                     verdict(r, lambda x: x <= T_VS_MULTIPART)))  # fmt: skip
+    for size in ("typical", "large"):
+        if size in sizes:
+            p = res.parse.get(size, {})
+            r = _ratio(_med(p.get("ours")), _med(p.get("floor")))
+            rows.append((f"parse {size}: ours / floor", _fr(r), f"≤ {T_VS_FLOOR:g}×",
+                         verdict(r, lambda x: x <= T_VS_FLOOR)))  # fmt: skip
+    h = res.http
+    ours, fixed, std = h.get("ours"), h.get("fixed"), h.get("stdlib")
+    r = _ratio(ours and ours.rps, fixed and fixed.rps)
+    rows.append(("HTTP req/s: ours / fixed-reply", _fr(r), f"≥ {T_RPS_VS_FIXED:g}×",
+                 verdict(r, lambda x: x >= T_RPS_VS_FIXED)))  # fmt: skip
+    r = _ratio(ours and ours.rps, std and std.rps)
+    rows.append(("HTTP req/s: ours / stdlib-email", _fr(r, 1), f"≥ {T_RPS_VS_STDLIB:g}×",
+                 verdict(r, lambda x: x >= T_RPS_VS_STDLIB)))  # fmt: skip
+    r = _ratio(ours and ours.p99_ms, fixed and fixed.p99_ms)
+    rows.append(("HTTP p99: ours / fixed-reply", _fr(r), f"< {T_P99_VS_FIXED:g}×",
+                 verdict(r, lambda x: x < T_P99_VS_FIXED)))  # fmt: skip
+    for size, limit in (("huge", T_RSS_HUGE_MIB), ("typical", T_RSS_TYPICAL_MIB)):
+        x = res.rss.get(size, {}).get("ours")
+        rows.append((f"peak RSS over idle, {size}: ours", _mib_f(x), f"≤ {limit:g} MiB",
+                     verdict(x, lambda v, limit=limit: v <= limit)))  # fmt: skip
+    r = _ratio(_med(res.soap.get("ours")), _med(res.soap.get("defusedxml")))
+    rows.append(("SOAP parse+extract: ours / defusedxml.fromstring", _fr(r),
+                 f"≤ {T_SOAP:g}×", verdict(r, lambda x: x <= T_SOAP)))  # fmt: skip
+    return rows
+
+
+def render(res: Results, sizes: Sequence[str], bodies: Dict[str, Body], smoke: bool,
+           opt_section: str) -> str:  # fmt: skip
+    names = [c.name for c in CONTENDERS]
+    parts: List[str] = []
+    parts.append("# flask-mm7 benchmark results\n")
+    if smoke:
+        parts.append("**Smoke run** (scaled-down bodies, 2 repetitions): numbers mean nothing.\n")
+    parts.append(
+        "Generated by `python -m bench` (see `bench/README.md`). Times are medians of "
+        "adaptive repetition counts; ratios below 1 mean faster / smaller than the reference.\n"
+    )
+    parts.append(_table(["machine", ""], machine_info()) + "\n")
+
+    parts.append("## Targets\n")
+    parts.append(_table(["what", "measured", "target", ""], targets(res, sizes)) + "\n")
+
+    parts.append("## Parser: ratios (time / floor · time / multipart)\n")
+    rows = []
+    for n in names:
+        row = [n]
+        for size in sizes:
+            p = res.parse.get(size, {})
+            if (size, n) in res.parse_errors:
+                row.append("error")
+                continue
+            a = _ratio(_med(p.get(n)), _med(p.get("floor")))
+            b = _ratio(_med(p.get(n)), _med(p.get("multipart")))
+            row.append("n/a" if a is None else f"{_fr(a)} · {_fr(b)}")
+        rows.append(row)
+    parts.append(_table(["contender", *sizes], rows) + "\n")
+
+    parts.append("## Parser: median time per body\n")
+    rows = [["body size", *[f"{bodies[s].size:,} B" for s in sizes]]]
+    for n in names:
+        row = [n]
+        for size in sizes:
+            t = res.parse.get(size, {}).get(n)
+            row.append("error" if (size, n) in res.parse_errors else
+                       ("n/a" if t is None else f"{fmt_ns(t.median_ns)} ({t.reps})"))  # fmt: skip
+        rows.append(row)
+    parts.append(_table(["contender", *sizes], rows))
+    parts.append("\n(repetitions in parentheses)\n")
+    for (size, n), err in sorted(res.parse_errors.items()):
+        parts.append(f"- error, {n} on {size}: `{err}`")
+    if res.parse_errors:
+        parts.append("")
+
+    parts.append("## SOAP envelope (root part of every body)\n")
+    base = _med(res.soap.get("defusedxml"))
+    rows = []
+    for name, t in res.soap.items():
+        label = res.soap_ours_name if name == "ours" and res.soap_ours_name else name
+        rows.append([label, "n/a" if t is None else fmt_ns(t.median_ns),
+                     _fr(_ratio(_med(t), base))])  # fmt: skip
+    parts.append(_table(["contender", "median", "/ defusedxml.fromstring"], rows) + "\n")
+
+    parts.append("## Memory\n")
+    parts.append(
+        "tracemalloc: peak bytes allocated while parsing (body bytes already in memory, not "
+        "counted). RSS: peak RSS of a fresh process that parses the body from a file, minus "
+        "that of an idle process that did everything else (same imports, one tiny body "
+        "parsed). Parts are streamed to a counting sink, nothing is kept.\n"
+    )
+    msizes = [s for s in MEMORY_SIZES if s in res.tracemalloc]
+    rows = []
+    for n in MEMORY_CONTENDERS:
+        row = [n]
+        for s in msizes:
+            row.append(_mib(res.tracemalloc[s].get(n)))
+            row.append(_mib_f(res.rss.get(s, {}).get(n)))
+        rows.append(row)
+    header = ["contender"]
+    for s in msizes:
+        header += [f"{s} tracemalloc", f"{s} RSS over idle"]
+    parts.append(_table(header, rows) + "\n")
+
+    parts.append("## HTTP end to end\n")
+    parts.append((res.http_note or "not run") + "\n")
+    rows = []
+    fixed = res.http.get("fixed")
+    for app, r in res.http.items():
+        label = {"fixed": "fixed-reply", "stdlib": "stdlib-email + defusedxml",
+                 "ours": "flask_mm7 MM7(app)"}[app]  # fmt: skip
+        if r is None:
+            rows.append([label, "n/a", "n/a", "n/a", "n/a", "n/a"])
+            continue
+        rows.append([label, f"{r.rps:.0f}", f"{r.p99_ms:.2f} ms",
+                     _fr(_ratio(r.rps, fixed and fixed.rps)),
+                     _fr(_ratio(r.p99_ms, fixed and fixed.p99_ms)), str(r.errors)])  # fmt: skip
+    parts.append(_table(["app", "req/s", "p99", "req/s / fixed", "p99 / fixed", "errors"],
+                        rows) + "\n")  # fmt: skip
+    std = res.http.get("stdlib")
+    ours = res.http.get("ours")
+    vs_std = _fr(_ratio(ours and ours.rps, std and std.rps), 1)
+    parts.append(f"ours / stdlib-email req/s: {vs_std}\n")
+
+    for note in res.notes:
+        parts.append(f"- {note}")
+    if res.notes:
+        parts.append("")
+    parts.append(opt_section.rstrip() + "\n")
+    return "\n".join(parts)
+
+
+def existing_opt_section(path: str) -> str:
+    """Keep the lead's "What each optimisation bought" section across runs."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return f"{OPT_HEADING}\n\n{OPT_PLACEHOLDER}"
+    i = text.find(OPT_HEADING)
+    if i < 0:
+        return f"{OPT_HEADING}\n\n{OPT_PLACEHOLDER}"
+    j = text.find("\n## ", i + len(OPT_HEADING))
+    return text[i:] if j < 0 else text[i : j + 1]
+
+
+# --------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny bodies, 2 reps, short HTTP; write to a temp dir")  # fmt: skip
+    p.add_argument("--sizes", nargs="+", choices=SIZES, help="body sizes (default: all)")
+    p.add_argument("--only", nargs="+", choices=("parse", "soap", "memory", "http"),
+                   help="sections to run (default: all)")  # fmt: skip
+    p.add_argument("--no-http", action="store_true", help="skip the HTTP section")
+    p.add_argument("--no-rss", action="store_true", help="skip the RSS subprocess probes")
+    p.add_argument("--budget", type=float, default=1.0,
+                   help="seconds per timing cell (default 1.0; huge gets 3×)")  # fmt: skip
+    p.add_argument("--http-duration", type=float, default=5.0, help="seconds per app")
+    p.add_argument("--http-conns", type=int, default=4, help="concurrent connections")
+    p.add_argument("--http-tool", choices=("auto", "wrk", "python"), default="auto")
+    p.add_argument("--out", help="directory for RESULTS.md (default bench/, smoke: a temp dir)")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    t_start = time.monotonic()
+    smoke = args.smoke
+    sizes = list(args.sizes or SIZES)
+    sections = set(args.only or ("parse", "soap", "memory", "http"))
+    if args.no_http:
+        sections.discard("http")
+    out_dir = args.out or (tempfile.mkdtemp(prefix="mm7-bench-") if smoke else
+                           os.path.join(REPO, "bench"))  # fmt: skip
+    os.makedirs(out_dir, exist_ok=True)
+    out_path = os.path.join(out_dir, "RESULTS.md")
+
+    bodies = {s: make_body(s, smoke=smoke) for s in sizes}
+    res = Results()
+    missing = [c.name for c in CONTENDERS if not c.available()]
+    if missing:
+        res.notes.append(f"not installed / not importable (n/a): {', '.join(missing)}")
+    log(f"bodies: {', '.join(f'{s} {b.size:,} B' for s, b in bodies.items())}")
+
+    if "parse" in sections:
+        res.parse, res.parse_errors = bench_parse(bodies, CONTENDERS, smoke, args.budget)
+    if "soap" in sections:
+        any_body = next(iter(bodies.values()))
+        res.soap = bench_soap(any_body.soap, smoke, args.budget)
+        ours = soapbench.ours_reader()
+        res.soap_ours_name = ours[0] if ours else ""
+    if "memory" in sections:
+        if args.no_rss:
+            rss_sizes: Sequence[str] = ()
+        elif smoke:
+            rss_sizes = [s for s in ("huge",) if s in sizes]
+        else:
+            rss_sizes = MEMORY_SIZES
+        rss_contenders = ("ours", "email") if smoke else MEMORY_CONTENDERS
+        res.tracemalloc, res.rss = bench_memory(bodies, rss_sizes, rss_contenders)
+    if "http" in sections:
+        body = make_body("typical", smoke=smoke)
+        if smoke:
+            res.http, res.http_note = bench_http(body, 0.3, 2, "python")
+        else:
+            res.http, res.http_note = bench_http(
+                body, args.http_duration, args.http_conns, args.http_tool
+            )
+    else:
+        res.http = dict.fromkeys(HTTP_APPS)
+        res.http_note = "not run (--no-http or --only)"
+
+    text = render(res, sizes, bodies, smoke, existing_opt_section(RESULTS))
+    print(text)
+    with open(out_path, "w", encoding="utf-8") as f:
+        f.write(text)
+    log(f"wrote {out_path} in {time.monotonic() - t_start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

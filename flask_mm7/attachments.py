@@ -1,0 +1,177 @@
+"""``Attachment``: one decoded MIME part of a received message, in memory or spooled to disk.
+
+It behaves like Werkzeug's ``FileStorage`` (``read``, ``stream``, ``save``) and never turns a
+sender's name into a path: :attr:`Attachment.safe_filename` is the only name to store under.
+Knows nothing of MIME framing, SOAP or WSGI.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import mimetypes
+import os
+import shutil
+import typing as t
+
+from werkzeug.datastructures import Headers
+from werkzeug.http import parse_options_header
+from werkzeug.utils import secure_filename
+
+_STRIP = " \t\r\n\u00a0<>"
+_UNSAFE_CHARSETS = {"utf-7", "utf_7", "u7", "unicode-1-1-utf-7"}
+
+
+def strip_id(value: str | None) -> str | None:
+    """A Content-ID or ``start`` value without angle brackets or padding, None when empty."""
+    if value is None:
+        return None
+    value = value.strip(_STRIP)
+    return value or None
+
+
+class Attachment:
+    """A leaf part of the message content, transfer-decoded.
+
+    Small parts live in memory; larger ones were spooled to a temporary file that is removed
+    when the request ends. Read it within the handler: after the handler returns the data is
+    gone.
+    """
+
+    def __init__(
+        self,
+        headers: list[tuple[str, str]],
+        data: bytes | None = None,
+        file: t.IO[bytes] | None = None,
+        size: int | None = None,
+        container_ids: tuple[str, ...] = (),
+        index: int = 0,
+    ) -> None:
+        self._raw_headers = headers
+        self._data = data
+        self._file = file
+        self._stream: t.IO[bytes] | None = file
+        #: decoded size in bytes
+        self.size: int = len(data) if data is not None else (size or 0)
+        #: Content-IDs (or Content-Locations) of the multiparts this part is nested in, outermost
+        #: first: ``("default.cid",)`` for an image inside OpenMarket's multipart/mixed
+        self.container_ids = container_ids
+        #: position among the body's leaf parts, 0 for the first
+        self.index = index
+        header: dict[str, str] = {}
+        for name, value in headers:
+            header.setdefault(name.lower(), value)
+        #: the full Content-Type header, e.g. ``image/jpeg; name="a.jpg"``
+        self.content_type: str = header.get("content-type") or "text/plain"
+        mimetype, params = parse_options_header(self.content_type)
+        #: the media type alone, lower case, e.g. ``image/jpeg``
+        self.mimetype: str = mimetype.lower() or "application/octet-stream"
+        #: the Content-Type parameters, keys in lower case
+        self.mimetype_params: dict[str, str] = params
+        #: the Content-ID without angle brackets, or None
+        self.content_id: str | None = strip_id(header.get("content-id"))
+        #: the Content-Location header, or None
+        self.content_location: str | None = strip_id(header.get("content-location"))
+        #: the Content-Transfer-Encoding the part was sent with (lower case), or None
+        self.transfer_encoding: str | None = strip_id(
+            header.get("content-transfer-encoding", "").lower()
+        )
+        disposition = header.get("content-disposition")
+        filename = parse_options_header(disposition)[1].get("filename") if disposition else None
+        if not filename:
+            filename = params.get("name")
+        if not filename and self.content_location:
+            filename = self.content_location.replace("\\", "/").rsplit("/", 1)[-1]
+        #: the name the sender gave (Content-Disposition, ``name``, Content-Location): untrusted
+        self.filename: str | None = filename or None
+
+    @property
+    def headers(self) -> Headers:
+        """The part's MIME headers."""
+        return Headers(self._raw_headers)
+
+    @property
+    def safe_filename(self) -> str:
+        """A file name safe to store under: no directories, no dots in front, never empty.
+
+        Built from :attr:`filename`, else the Content-ID, through Werkzeug's
+        ``secure_filename``; a name from the part's position and media type otherwise.
+        """
+        for candidate in (self.filename, self.content_id):
+            if candidate:
+                name = secure_filename(candidate)[:128]
+                if name:
+                    return name
+        extension = mimetypes.guess_extension(self.mimetype) or ".bin"
+        return f"part-{self.index}{extension}"
+
+    @property
+    def stream(self) -> t.IO[bytes]:
+        """A binary file object with the decoded content."""
+        if self._stream is None:
+            self._stream = io.BytesIO(self._data or b"")
+        return self._stream
+
+    def read(self, size: int = -1) -> bytes:
+        """Read from :attr:`stream`; the whole content the first time without arguments."""
+        if self._data is not None and size < 0 and self._stream is None:
+            self._stream = io.BytesIO(self._data)
+            self._stream.seek(0, io.SEEK_END)
+            return self._data
+        return self.stream.read(size)
+
+    def getvalue(self) -> bytes:
+        """The whole decoded content, wherever the stream stands."""
+        if self._data is not None:
+            return self._data
+        stream = self.stream
+        position = stream.tell()
+        stream.seek(0)
+        try:
+            return stream.read()
+        finally:
+            stream.seek(position)
+
+    @property
+    def text(self) -> str | None:
+        """The content decoded by its charset for ``text/*`` parts (UTF-8 by default), else None.
+
+        Undecodable bytes become U+FFFD; unknown charsets and UTF-7 are read as UTF-8.
+        """
+        if not self.mimetype.startswith("text/"):
+            return None
+        charset = (self.mimetype_params.get("charset") or "utf-8").strip().lower()
+        try:
+            codecs.lookup(charset)
+        except LookupError:
+            charset = "utf-8"
+        if charset in _UNSAFE_CHARSETS or charset in ("us-ascii", "ascii"):
+            charset = "utf-8"  # real relays send UTF-8 under us-ascii; UTF-7 hides markup
+        return self.getvalue().decode(charset, "replace")
+
+    def save(self, dst: str | os.PathLike[str] | t.IO[bytes], buffer_size: int = 65536) -> None:
+        """Write the content to a path or a binary file object.
+
+        ``dst`` is yours to choose: never build it from :attr:`filename`; use
+        :attr:`safe_filename`.
+        """
+        stream = self.stream
+        stream.seek(0)
+        if isinstance(dst, (str, os.PathLike)):
+            with open(dst, "wb") as out:
+                shutil.copyfileobj(stream, out, buffer_size)
+        else:
+            shutil.copyfileobj(stream, dst, buffer_size)
+
+    def close(self) -> None:
+        """Release the spooled file, if any."""
+        if self._file is not None:
+            self._file.close()
+        if self._stream is not None:
+            self._stream.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.mimetype} {self.size} bytes"
+            f" content_id={self.content_id!r}>"
+        )

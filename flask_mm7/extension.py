@@ -1,0 +1,97 @@
+"""``MM7``: the Flask extension that installs :class:`~flask_mm7.MM7Middleware` on an app.
+
+.. code-block:: python
+
+    from flask import Flask
+    from flask_mm7 import MM7
+
+    app = Flask(__name__)
+    mm7 = MM7(app)            # or mm7 = MM7(); mm7.init_app(app) in an app factory
+
+    @mm7.on_deliver
+    def receive(msg):
+        ...
+
+The middleware sits in front of Flask (``app.wsgi_app``), so aggregator POSTs never meet CSRF
+protection, login hooks or HTML error pages; handlers run inside ``app.app_context()``, so
+``current_app``, ``g`` and Flask-SQLAlchemy work. The only module that imports Flask.
+"""
+
+from __future__ import annotations
+
+import importlib
+import typing as t
+
+from flask import Flask
+
+from .config import Settings
+from .middleware import MM7Middleware
+from .receiver import Handler, HandlerRegistry
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from .messages import Message
+
+
+class FlaskMM7Middleware(MM7Middleware):
+    """The middleware for one Flask app: each handler call runs in that app's context."""
+
+    def __init__(self, flask_app: Flask, **kwargs: t.Any) -> None:
+        super().__init__(flask_app.wsgi_app, **kwargs)
+        self.flask_app = flask_app
+
+    def call_handler(self, handler: Handler, message: Message) -> t.Any:
+        with self.flask_app.app_context():
+            return handler(message)
+
+
+class MM7(HandlerRegistry):
+    """Receive MM7 requests in a Flask app.
+
+    Handlers may be registered before or after :meth:`init_app`; one extension may serve
+    several apps. Settings come from ``MM7_*`` config keys (see :meth:`init_app`), then from
+    keyword arguments given here, which win.
+
+    :param app: the app to set up now, or None to call :meth:`init_app` later.
+    :param options: :class:`~flask_mm7.config.Settings` fields, e.g. ``path="/inbound/mms"``.
+    """
+
+    def __init__(self, app: Flask | None = None, **options: t.Any) -> None:
+        super().__init__()
+        Settings.from_mapping({}, **options)  # fail now on an unknown or invalid option
+        self._options = options
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Install the receiver on ``app``.
+
+        Reads these config keys once (defaults in parentheses): ``MM7_PATH`` ("/mm7"),
+        ``MM7_MAX_CONTENT_LENGTH`` (64 MiB), ``MM7_MAX_PARTS`` (256), ``MM7_MAX_DEPTH`` (4),
+        ``MM7_MAX_PART_HEADER_SIZE`` (16 KiB), ``MM7_MAX_SOAP_SIZE`` (256 KiB),
+        ``MM7_MAX_XML_DEPTH`` (64), ``MM7_SPOOL_THRESHOLD`` (512 KiB), ``MM7_SPOOL_DIR`` (None).
+
+        :raises RuntimeError: when ``app`` already has an MM7 extension.
+        """
+        if "mm7" in app.extensions:
+            raise RuntimeError(
+                "flask_mm7 is already installed on this app: call MM7(app) or init_app(app)"
+                " once per app"
+            )
+        for key, value in Settings.config_defaults().items():
+            app.config.setdefault(key, value)
+        settings = Settings.from_mapping(app.config, **self._options)
+        middleware = FlaskMM7Middleware(app, settings=settings, handlers=self.handlers)
+        app.wsgi_app = middleware  # type: ignore[method-assign]
+        app.extensions["mm7"] = self
+        app.extensions["mm7.middleware"] = middleware
+        try:  # imported late: click only matters for the CLI
+            cli = importlib.import_module("flask_mm7.cli")
+        except ImportError:  # pragma: no cover
+            return
+        app.cli.add_command(cli.mm7)
+
+    @staticmethod
+    def settings_for(app: Flask) -> Settings:
+        """The settings the receiver of ``app`` runs with."""
+        middleware: FlaskMM7Middleware = app.extensions["mm7.middleware"]
+        return middleware.settings

@@ -1,0 +1,153 @@
+"""Raw-bytes builders for the tests: exact control over every quirk, no parser of ours involved."""
+
+from __future__ import annotations
+
+import pathlib
+import random
+import typing as t
+
+import defusedxml.ElementTree as DefusedET
+
+DATA = pathlib.Path(__file__).parent / "data"
+NS6 = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4"
+NS5 = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-5-MM7-1-0"
+SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
+SEED_BOUNDARY = "----=_Part_139078_1411587550.1397492135426"
+SEED_CONTENT_TYPE = (
+    f'multipart/related; start="soap-start"; type="text/xml"; boundary="{SEED_BOUNDARY}"'
+)
+
+
+def seed_body(line_ending: bytes = b"\n") -> bytes:
+    """The aggregator's printed example body, byte for byte (LF ends, NBSPs, glued delimiter)."""
+    raw = (DATA / "seed-example.http").read_bytes()
+    body = raw[raw.index(b"------=_Part") :]
+    return body.replace(b"\n", line_ending) if line_ending != b"\n" else body
+
+
+def deliver_inner(
+    *,
+    sender: str | None = None,
+    recipients: str | None = None,
+    href: str | None = 'href="cid:content"',
+    extra: str = "",
+    p: str = "mm7:",
+) -> str:
+    if sender is None:
+        sender = f"<{p}Number>12125550123</{p}Number>"
+    if recipients is None:
+        recipients = f"<{p}To><{p}Number>222111</{p}Number></{p}To>"
+    content = f'<{p}Content {href} allowAdaptations="true"/>' if href is not None else ""
+    sender_xml = f"<{p}Sender>{sender}</{p}Sender>" if sender else ""
+    return (
+        f"<{p}LinkedID>L1</{p}LinkedID>{sender_xml}"
+        f"<{p}Recipients>{recipients}</{p}Recipients>"
+        f"<{p}TimeStamp>2014-04-14T16:15:23Z</{p}TimeStamp>{extra}{content}"
+    )
+
+
+def envelope(
+    inner: str | None = None,
+    *,
+    operation: str = "DeliverReq",
+    transaction_id: str = "TID-1",
+    namespace: str = NS6,
+    version: str | None = "6.8.0",
+    soap_prefix: str = "env",
+    mm7_prefix: str = "mm7",
+    declaration: str = '<?xml version="1.0" encoding="UTF-8"?>\n',
+) -> bytes:
+    p = f"{mm7_prefix}:" if mm7_prefix else ""
+    s = f"{soap_prefix}:" if soap_prefix else ""
+    if inner is None:
+        inner = deliver_inner(p=p)
+    xmlns_mm7 = f'xmlns:{mm7_prefix}="{namespace}"' if mm7_prefix else f'xmlns="{namespace}"'
+    xmlns_soap = f'xmlns:{soap_prefix}="{SOAP}"' if soap_prefix else ""
+    version_xml = f"<{p}MM7Version>{version}</{p}MM7Version>" if version is not None else ""
+    return (
+        f"{declaration}<{s}Envelope {xmlns_soap} {xmlns_mm7}><{s}Header>"
+        f'<{p}TransactionID {s}mustUnderstand="1">{transaction_id}</{p}TransactionID>'
+        f"</{s}Header><{s}Body><{p}{operation}>{version_xml}{inner}</{p}{operation}>"
+        f"</{s}Body></{s}Envelope>"
+    ).encode()
+
+
+Part = t.Tuple[t.Sequence[str], bytes]
+
+
+def multipart(
+    parts: t.Sequence[Part],
+    boundary: str = "BOUNDARY",
+    *,
+    nl: bytes = b"\r\n",
+    preamble: bytes = b"",
+    epilogue: bytes = b"",
+    close: bool = True,
+) -> bytes:
+    """Join parts with RFC 2046 framing; each part is (header lines, body bytes)."""
+    delimiter = b"--" + boundary.encode()
+    out = [preamble]
+    for headers, data in parts:
+        out += [delimiter, nl]
+        for line in headers:
+            out += [line.encode(), nl]
+        out += [nl, data, nl]
+    if close:
+        out += [delimiter, b"--", nl, epilogue]
+    return b"".join(out)
+
+
+def mm7_body(
+    attachments: t.Sequence[Part] = (
+        (["Content-Type: image/jpeg", "Content-ID: <img>"], b"\xff\xd8JPEG\r\n--data\xff\xd9"),
+        (["Content-Type: text/plain; charset=utf-8", "Content-ID: <txt>"], b"hello"),
+    ),
+    *,
+    soap: bytes | None = None,
+    nested: bool = True,
+    boundary: str = "outer-b",
+    inner_boundary: str = "inner-b",
+    nl: bytes = b"\r\n",
+) -> tuple[bytes, str]:
+    """A DeliverReq body: SOAP root + content (nested multipart/mixed by default)."""
+    soap = soap if soap is not None else envelope()
+    root: Part = (["Content-Type: text/xml; charset=utf-8", "Content-ID: <soap-start>"], soap)
+    if nested:
+        content: list[Part] = [
+            (
+                [
+                    f'Content-Type: multipart/mixed; boundary="{inner_boundary}"',
+                    "Content-ID: <content>",
+                ],
+                multipart(attachments, inner_boundary, nl=nl),
+            )
+        ]
+    else:
+        content = list(attachments)
+    body = multipart([root, *content], boundary, nl=nl)
+    return body, f'multipart/related; type="text/xml"; start="<soap-start>"; boundary="{boundary}"'
+
+
+def parse_reply(body: bytes) -> dict[str, str | None]:
+    """The interesting fields of a reply envelope, by local name (defused parse)."""
+    root = DefusedET.fromstring(body, forbid_dtd=True)
+    found: dict[str, str | None] = {}
+    for element in root.iter():
+        name = element.tag.rpartition("}")[2]
+        found.setdefault(name, (element.text or "").strip() or None)
+        if name in ("DeliverRsp", "DeliveryReportRsp", "ReadReplyRsp", "VASPErrorRsp", "Fault"):
+            found["operation"] = name
+            found["namespace"] = element.tag[1:].partition("}")[0] if "}" in element.tag else None
+    return found
+
+
+def splits(data: bytes, seed: int = 0) -> t.Iterator[list[bytes]]:
+    """The same bytes cut in many ways: whole, byte by byte, prime sizes, random cuts."""
+    yield [data]
+    yield [data[i : i + 1] for i in range(len(data))]
+    for size in (2, 3, 7, 13, 64, 4096):
+        yield [data[i : i + size] for i in range(0, len(data), size)]
+    rng = random.Random(seed)
+    for _ in range(20):
+        cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(1, 12))))
+        yield [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
