@@ -15,30 +15,27 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from _examples_support import (
-    SEED_TRANSACTION_ID,
-    Request,
-    build_deliver,
-    load_example,
-    post_client,
-    seed_example,
-    tiny_png,
-)
+from _examples_support import SEED_TRANSACTION_ID, load_example, seed_from_file, tiny_png
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import Client
 
+from flask_mm7.testing import Media, MM7Reply, MM7Request, build_deliver, post
+
 PNG = tiny_png()
 
 
-def generated_with_image(**kwargs: Any) -> Request:
+def generated_with_image(**kwargs: Any) -> MM7Request:
     kwargs.setdefault("text", "Look at this")
     kwargs.setdefault("subject", "A photo")
-    return build_deliver(attachments=[("image/png", "photo.png", PNG)], **kwargs)
+    return build_deliver(attachments=[Media(PNG, "image/png", "photo.png")], **kwargs)
 
 
-def assert_ok(reply: Any, request: Request) -> None:
+def assert_ok(reply: MM7Reply, request: MM7Request) -> None:
+    """HTTP 200, a DeliverRsp with StatusCode 1000, and the request's TransactionID echoed."""
+    assert reply.ok, reply.summary
     assert reply.http_status == 200
+    assert reply.operation == "DeliverRsp"
     assert reply.status_code == 1000
     assert reply.transaction_id == request.transaction_id
 
@@ -46,33 +43,33 @@ def assert_ok(reply: Any, request: Request) -> None:
 # --- minimal, factory, wsgi_only ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("make", [seed_example, generated_with_image], ids=["seed", "generated"])
+@pytest.mark.parametrize("make", [seed_from_file, generated_with_image], ids=["seed", "generated"])
 def test_minimal(make: Any, capsys: pytest.CaptureFixture[str]) -> None:
     minimal = load_example("minimal.py")
     request = make()
-    assert_ok(post_client(minimal.app.test_client(), request), request)
+    assert_ok(post(minimal.app.test_client(), request), request)
     out = capsys.readouterr().out
     assert f"MMS {request.transaction_id} from 12125550123" in out
     assert "image/" in out
 
 
-@pytest.mark.parametrize("make", [seed_example, generated_with_image], ids=["seed", "generated"])
+@pytest.mark.parametrize("make", [seed_from_file, generated_with_image], ids=["seed", "generated"])
 def test_factory(make: Any) -> None:
     factory = load_example("factory.py")
     app, other = factory.create_app(), factory.create_app()  # two apps, one extension
     request = make()
-    assert_ok(post_client(app.test_client(), request), request)
+    assert_ok(post(app.test_client(), request), request)
     assert [tid for tid, _, _ in app.config["RECEIVED"]] == [request.transaction_id]
     assert other.config["RECEIVED"] == []
     assert app.test_client().get("/").get_data(as_text=True).startswith("1 MMS received")
 
 
-@pytest.mark.parametrize("make", [seed_example, generated_with_image], ids=["seed", "generated"])
+@pytest.mark.parametrize("make", [seed_from_file, generated_with_image], ids=["seed", "generated"])
 def test_wsgi_only(make: Any, capsys: pytest.CaptureFixture[str]) -> None:
     wsgi_only = load_example("wsgi_only.py")
     client = Client(wsgi_only.application)
     request = make()
-    assert_ok(post_client(client, request), request)
+    assert_ok(post(client, request), request)
     assert f"MMS {request.transaction_id} from 12125550123" in capsys.readouterr().out
     response = client.get("/")  # everything else reaches the wrapped app
     assert response.status_code == 200
@@ -144,8 +141,8 @@ def test_inbox_empty_page_explains_how_to_send(client: FlaskClient) -> None:
 
 
 def test_inbox_stores_the_seed_once(inbox: Flask, client: FlaskClient) -> None:
-    request = seed_example()
-    assert_ok(post_client(client, request), request)
+    request = seed_from_file()
+    assert_ok(post(client, request), request)
 
     [row] = messages(inbox)
     assert row["transaction_id"] == SEED_TRANSACTION_ID
@@ -163,7 +160,7 @@ def test_inbox_stores_the_seed_once(inbox: Flask, client: FlaskClient) -> None:
     )
 
     # The relay retries (our reply was lost): success again, nothing new stored.
-    assert_ok(post_client(client, seed_example()), request)
+    assert_ok(post(client, seed_from_file()), request)
     assert len(messages(inbox)) == 1
     assert len(attachments(inbox)) == 2
     assert stored_files(inbox) == files
@@ -171,7 +168,7 @@ def test_inbox_stores_the_seed_once(inbox: Flask, client: FlaskClient) -> None:
 
 def test_inbox_page_and_attachment(inbox: Flask, client: FlaskClient) -> None:
     request = generated_with_image(subject="Holiday", text="Greetings from the beach")
-    assert_ok(post_client(client, request), request)
+    assert_ok(post(client, request), request)
     assert len(messages(inbox)) == 1
 
     [image, text] = attachments(inbox)
@@ -207,7 +204,7 @@ def test_inbox_page_and_attachment(inbox: Flask, client: FlaskClient) -> None:
 def test_inbox_newest_first(client: FlaskClient) -> None:
     for text in ("first message", "second message"):
         request = build_deliver(text=text)
-        assert_ok(post_client(client, request), request)
+        assert_ok(post(client, request), request)
     html = client.get("/").get_data(as_text=True)
     assert html.index("second message") < html.index("first message")
 
@@ -222,8 +219,10 @@ def test_inbox_newest_first(client: FlaskClient) -> None:
 def test_inbox_plays_audio_and_video(
     inbox: Flask, client: FlaskClient, mimetype: str, tag: str
 ) -> None:
-    request = build_deliver(attachments=[(mimetype, "clip.bin", b"\x00\x01fake media")])
-    assert_ok(post_client(client, request), request)
+    request = build_deliver(
+        text="listen", attachments=[Media(b"\x00\x01fake media", mimetype, "clip.bin")]
+    )
+    assert_ok(post(client, request), request)
     html = client.get("/").get_data(as_text=True)
     assert tag in html
     [media, _] = attachments(inbox)
@@ -246,8 +245,8 @@ def test_inbox_never_serves_active_content_inline(
     inbox: Flask, client: FlaskClient, mimetype: str
 ) -> None:
     data = b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>"
-    request = build_deliver(attachments=[(mimetype, "thing.svg", data)])
-    assert_ok(post_client(client, request), request)
+    request = build_deliver(text="see attached", attachments=[Media(data, mimetype, "thing.svg")])
+    assert_ok(post(client, request), request)
     [stored, _] = attachments(inbox)
     html = client.get("/").get_data(as_text=True)
     assert f'<img src="/attachments/{stored["id"]}"' not in html
@@ -263,8 +262,8 @@ def test_inbox_never_serves_active_content_inline(
 
 
 def test_inbox_never_uses_the_senders_filename_as_a_path(inbox: Flask, client: FlaskClient) -> None:
-    request = build_deliver(attachments=[("image/png", "../../../evil.png", PNG)])
-    assert_ok(post_client(client, request), request)
+    request = build_deliver(text="hi", attachments=[Media(PNG, "image/png", "../../../evil.png")])
+    assert_ok(post(client, request), request)
     [stored, _] = attachments(inbox)
     assert "/" not in stored["filename"] and ".." not in stored["filename"]
     assert "evil" not in stored["stored_name"]
@@ -275,7 +274,7 @@ def test_inbox_never_uses_the_senders_filename_as_a_path(inbox: Flask, client: F
 
 def test_inbox_escapes_everything(client: FlaskClient) -> None:
     request = build_deliver(text="<script>alert('x')</script>", subject="<b>bold</b> & co")
-    assert_ok(post_client(client, request), request)
+    assert_ok(post(client, request), request)
     html = client.get("/").get_data(as_text=True)
     assert "<script>alert" not in html
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
@@ -287,7 +286,7 @@ def test_inbox_api_messages_since(client: FlaskClient) -> None:
     assert empty == {"latest": 0, "total": 0, "messages": [], "html": ""}
 
     first = generated_with_image(text="one")
-    assert_ok(post_client(client, first), first)
+    assert_ok(post(client, first), first)
     data = client.get("/api/messages?since=0").get_json()
     assert data["total"] == 1
     [message] = data["messages"]
@@ -297,7 +296,7 @@ def test_inbox_api_messages_since(client: FlaskClient) -> None:
     assert 'id="msg-' in data["html"] and "one" in data["html"]
 
     second = build_deliver(text="two")
-    assert_ok(post_client(client, second), second)
+    assert_ok(post(client, second), second)
     newer = client.get(f"/api/messages?since={data['latest']}").get_json()
     assert [m["text"] for m in newer["messages"]] == ["two"]
     assert newer["total"] == 2
@@ -308,8 +307,9 @@ def test_inbox_api_messages_since(client: FlaskClient) -> None:
 def test_inbox_storage_failure_is_retryable(inbox: Flask, client: FlaskClient) -> None:
     inbox.config["INBOX_ATTACHMENTS"] = str(Path(inbox.config["INBOX_DIR"]) / "missing" / "dir")
     request = generated_with_image()
-    reply = post_client(client, request)
+    reply = post(client, request)
     assert reply.http_status == 500  # a Fault: the relay retries later
+    assert reply.is_fault
     assert reply.status_code == 3000
     assert messages(inbox) == []
 
@@ -331,7 +331,7 @@ def test_inbox_concurrent_retry_keeps_one_copy(
             )
 
     monkeypatch.setattr(inbox_module, "_write_attachments", write_then_lose_race)
-    assert_ok(post_client(client, request), request)
+    assert_ok(post(client, request), request)
     assert len(messages(inbox)) == 1
     assert attachments(inbox) == []
     assert stored_files(inbox) == []

@@ -21,8 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _examples_support import ROOT, Request, build_deliver, load_example, parse_reply, tiny_png
+from _examples_support import ROOT, load_example, tiny_png
 from werkzeug.serving import make_server
+
+from flask_mm7.cli import main as mm7_cli
+from flask_mm7.testing import MM7Reply, MM7Request, build_deliver, parse_reply
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -82,15 +85,17 @@ def browser() -> Iterator[Any]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def post(url: str, request: Request) -> Any:
-    http_request = urllib.request.Request(
-        url, data=request.body, headers=request.headers, method="POST"
-    )
+def post_http(url: str, request: MM7Request) -> MM7Reply:
+    """POST over real HTTP, as a relay does."""
+    headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
+    http_request = urllib.request.Request(url, data=request.body, headers=headers, method="POST")
     with urllib.request.urlopen(http_request, timeout=10) as response:
-        return parse_reply(response.status, response.read())
+        return parse_reply(response.status, response.headers.items(), response.read())
 
 
-def test_inbox_in_chromium(server: str, browser: Any) -> None:
+def test_inbox_in_chromium(
+    server: str, browser: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -104,17 +109,17 @@ def test_inbox_in_chromium(server: str, browser: Any) -> None:
 
     # An earlier message is on the page already; the new one must arrive by the page's poll.
     older = build_deliver(text="An older message, text only", sender="447700900765")
-    assert post(server + "/mm7", older).status_code == 1000
+    reply = post_http(server + "/mm7", older)
+    assert reply.ok, reply.summary
+    assert reply.transaction_id == older.transaction_id
     browser.refresh()
 
-    request = build_deliver(
-        text="Grüße aus Chromium, café",
-        subject="Test photo",
-        attachments=[("image/png", "gradient.png", tiny_png(240, 160))],
-    )
-    reply = post(server + "/mm7", request)
-    assert (reply.http_status, reply.status_code) == (200, 1000)
-    assert reply.transaction_id == request.transaction_id
+    # The photo is sent the way the empty page tells a developer to: with `mm7 send`.
+    photo = tmp_path / "gradient.png"
+    photo.write_bytes(tiny_png(240, 160))
+    argv = ["send", server + "/mm7", "--attach", str(photo), "--text", "Grüße aus Chromium, café"]
+    assert mm7_cli([*argv, "--subject", "Test photo", "--transaction-id", "4711"]) == 0
+    assert "4711" in capsys.readouterr().out
 
     wait = WebDriverWait(browser, 15, poll_frequency=0.2)
     img = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#messages article img"))[0]
