@@ -324,6 +324,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             mm7_url=request.host_url.rstrip("/") + app.config["MM7_PATH"],
         )
 
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        return Response(status=204)  # no icon; keeps 404s out of the browser console
+
     @app.get("/api/messages")
     def api_messages() -> Response:
         """Messages with id > ``since`` (newest first), and their rendered HTML for the page."""
