@@ -335,6 +335,6 @@ def _choose_root(leaves: list[Attachment], start: str | None, defects: list[str]
                 return i
         defects.append("start parameter names no part")
     for i in top_level:
-        if is_xml_type(leaves[i].mimetype) or not leaves[i].headers.get("content-type"):
+        if is_xml_type(leaves[i].mimetype):
             return i
     return top_level[0] if top_level else None

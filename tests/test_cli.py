@@ -107,11 +107,28 @@ def test_send_deliver_with_attachments(
     blob.write_bytes(b"\r\n--\r\n")
     code = cli.main(
         [
-            "send", url, "-a", str(jpeg), "--attach", str(blob), "--type", "image/png",
-            "--text", "Hello ✓", "--subject", "Hi & bye", "--sender", "15550001111",
-            "--recipient", "222111", "--recipient", "333", "--transaction-id", "369171411769819136",
+            "send",
+            url,
+            "-a",
+            str(jpeg),
+            "--attach",
+            str(blob),
+            "--type",
+            "image/png",
+            "--text",
+            "Hello ✓",
+            "--subject",
+            "Hi & bye",
+            "--sender",
+            "15550001111",
+            "--recipient",
+            "222111",
+            "--recipient",
+            "333",
+            "--transaction-id",
+            "369171411769819136",
         ]
-    )  # fmt: skip
+    )
     out, err = capsys.readouterr()
     assert (code, err) == (0, "")
     assert out == "1000 Success (DeliverRsp, TransactionID 369171411769819136)\n"
@@ -312,8 +329,12 @@ def test_python_m_flask_mm7(receiver: tuple[Receiver, str]) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
         [sys.executable, "-m", "flask_mm7", "send", url, "--text", "hi", "--transaction-id", "8"],
-        env=env, capture_output=True, text=True, check=False, timeout=60,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == "1000 Success (DeliverRsp, TransactionID 8)\n"
 

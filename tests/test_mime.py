@@ -110,8 +110,14 @@ def test_seed_example_structure() -> None:
     soap, image, text = leaves(flat)
     assert soap[1].startswith(b"<?xml") and soap[1].endswith(b"</ns1:Envelope>")
     assert soap[0]["content-id"] == "<soap-start>"  # U+00A0 and the space stripped
-    assert image == ({"content-type": "image/jpeg", "content-transfer-encoding": "binary",
-                      "content-id": "image_0.jpg"}, b"<Binary contents>")  # fmt: skip
+    assert image == (
+        {
+            "content-type": "image/jpeg",
+            "content-transfer-encoding": "binary",
+            "content-id": "image_0.jpg",
+        },
+        b"<Binary contents>",
+    )
     assert text[1] == b"Test MO message!"
 
 
@@ -162,8 +168,12 @@ def test_nested_multipart_without_close_delimiter_is_closed_by_the_outer() -> No
     decoder = MultipartDecoder(b"o")
     flat = decode([body], b"o")
     assert [d for _, d in leaves(flat)] == [b"<x/>", b"one", b"two"]
-    assert [item for item in flat if item[0] == "end"] == [("end", 0), ("end", 1), ("end", 1),
-                                                          ("end", 0)]  # fmt: skip
+    assert [item for item in flat if item[0] == "end"] == [
+        ("end", 0),
+        ("end", 1),
+        ("end", 1),
+        ("end", 0),
+    ]
     decoder.feed(body)
     decoder.close()
     assert "nested multipart without close delimiter" in decoder.defects
@@ -309,6 +319,7 @@ def test_matches_the_stdlib_email_parser_on_well_formed_messages() -> None:
             if not p.is_multipart()
         ]
         chunk = rng.randint(1, 4096)
-        got = leaves(decode([body[i : i + chunk] for i in range(0, len(body), chunk)],
-                            boundary.encode()))  # fmt: skip
+        got = leaves(
+            decode([body[i : i + chunk] for i in range(0, len(body), chunk)], boundary.encode())
+        )
         assert [(h["content-type"].split(";")[0], d) for h, d in got] == expected

@@ -401,8 +401,14 @@ def test_delivery_report_is_bare_text_xml() -> None:
     req = operation(env)
     assert req.tag == q(NS5, "DeliveryReportReq")
     assert [c.tag.split("}")[1] for c in req] == [
-        "MM7Version", "MessageID", "Recipient", "Sender", "Date", "MMStatus", "StatusText",
-    ]  # fmt: skip
+        "MM7Version",
+        "MessageID",
+        "Recipient",
+        "Sender",
+        "Date",
+        "MMStatus",
+        "StatusText",
+    ]
     assert req.findtext(q(NS5, "MessageID")) == "M<1>"
     assert req.findtext(f"{q(NS5, 'Recipient')}/{q(NS5, 'Number')}") == "12125550123"
     assert req.findtext(f"{q(NS5, 'Sender')}/{q(NS5, 'ShortCode')}") == "222111"
@@ -611,8 +617,11 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_testing_imports_neither_pytest_nor_flask() -> None:
@@ -669,15 +678,28 @@ def test_pytest_plugin_fixtures(tmp_path: Path) -> None:
         )
     )
     (tmp_path / "other" / "test_no_app.py").parent.mkdir()
-    (tmp_path / "other" / "test_no_app.py").write_text(
-        "def test_no_app(mm7_post):\n    pass\n"
-    )
+    (tmp_path / "other" / "test_no_app.py").write_text("def test_no_app(mm7_post):\n    pass\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "flask_mm7.pytest_plugin", "-q",
-         "-p", "no:cacheprovider", "-W", "error", str(tmp_path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "flask_mm7.pytest_plugin",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "error",
+            str(tmp_path),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert "2 passed" in result.stdout, result.stdout + result.stderr
     assert "1 error" in result.stdout
     assert "mm7_post needs an `app` fixture" in result.stdout

@@ -33,9 +33,7 @@ class Inbox:
         return self.answer
 
     def middleware(self) -> MM7Middleware:
-        return MM7Middleware(
-            None, on_deliver=self, on_delivery_report=self, on_read_reply=self
-        )
+        return MM7Middleware(None, on_deliver=self, on_delivery_report=self, on_read_reply=self)
 
     @property
     def deliver(self) -> DeliverRequest:
@@ -92,8 +90,11 @@ def test_deliver_round_trip(version: str, nested: bool, linesep: str) -> None:
         2014, 4, 14, 16, 15, 23, 414000, datetime.timezone.utc
     )
     assert [a.mimetype for a in msg.attachments] == [
-        "image/jpeg", "image/png", "application/octet-stream", "text/plain",
-    ]  # fmt: skip
+        "image/jpeg",
+        "image/png",
+        "application/octet-stream",
+        "text/plain",
+    ]
     assert inbox.data[-1][:3] == [NASTY, NASTY[::-1], NASTY]
     assert msg.attachments[0].filename == "photo.jpg"
     assert msg.text == "Test MO message!"
@@ -115,9 +116,13 @@ def test_reports_round_trip() -> None:
     inbox = Inbox()
     middleware = inbox.middleware()
     report = testing.build_delivery_report(
-        message_id="MSG-1", recipient="12125550123", sender="222111", version="5.3.0",
-        status_text="Delivered", date="2014-04-14T16:15:23Z",
-    )  # fmt: skip
+        message_id="MSG-1",
+        recipient="12125550123",
+        sender="222111",
+        version="5.3.0",
+        status_text="Delivered",
+        date="2014-04-14T16:15:23Z",
+    )
     reply = testing.post(middleware, report)
     assert reply.ok and reply.operation == "DeliveryReportRsp", reply.summary
     assert reply.transaction_id == report.transaction_id
@@ -125,8 +130,10 @@ def test_reports_round_trip() -> None:
     message = inbox.messages[-1]
     assert isinstance(message, DeliveryReport)
     assert (message.message_id, message.mm_status, message.status_text) == (
-        "MSG-1", "Retrieved", "Delivered",
-    )  # fmt: skip
+        "MSG-1",
+        "Retrieved",
+        "Delivered",
+    )
     assert str(message.recipient) == "12125550123" and str(message.sender) == "222111"
 
     read = testing.build_read_reply(

@@ -1,0 +1,178 @@
+"""Typed messages from envelopes: addresses, optional elements, href, timestamps, attachments."""
+
+from __future__ import annotations
+
+import datetime
+import io
+
+import pytest
+from helpers import deliver_inner, envelope, multipart
+from werkzeug.datastructures import Headers
+
+from flask_mm7 import soap
+from flask_mm7.attachments import Attachment
+from flask_mm7.messages import DeliverRequest, build_message, parse_datetime
+from flask_mm7.parts import read_mime
+
+
+def _deliver(
+    inner: str,
+    parts: list[tuple[list[str], bytes]] | None = None,
+    headers: dict[str, str] | None = None,
+    version: str = "6.8.0",
+) -> DeliverRequest:
+    data = envelope(inner, version=version)
+    body = multipart([(["Content-Type: text/xml"], data), *(parts or [])], "b")
+    mime = read_mime(io.BytesIO(body), "multipart/related; boundary=b")
+    parsed = soap.read_envelope(mime.root.getvalue())
+    message = build_message(parsed, mime, Headers(headers or {}), version)
+    assert isinstance(message, DeliverRequest)
+    return message
+
+
+def test_recipients_in_document_order_with_roles() -> None:
+    recipients = (
+        "<mm7:To><mm7:Number>1</mm7:Number><mm7:ShortCode>2</mm7:ShortCode></mm7:To>"
+        "<mm7:Bcc><mm7:RFC2822Address>a@b(&lt;c@d&gt;</mm7:RFC2822Address></mm7:Bcc>"
+        "<mm7:Cc><mm7:Number displayOnly='true'>+44 7700/TYPE=PLMN</mm7:Number></mm7:Cc>"
+    )
+    msg = _deliver(deliver_inner(recipients=recipients))
+    assert [(r.value, r.type, r.role, r.display_only) for r in msg.recipients] == [
+        ("1", "Number", "To", None),
+        ("2", "ShortCode", "To", None),
+        ("a@b(<c@d>", "RFC2822Address", "Bcc", None),  # opaque: never parsed as an address
+        ("+44 7700", "Number", "Cc", True),
+    ]
+    assert msg.recipients[3].raw == "+44 7700/TYPE=PLMN"
+    assert [str(r) for r in msg.to] == ["1", "2"]
+
+
+def test_optional_elements_may_all_be_missing() -> None:
+    msg = _deliver("", version="6.8.0")
+    assert (msg.sender, msg.recipients, msg.timestamp, msg.subject, msg.priority) == (
+        None,
+        [],
+        None,
+        None,
+        None,
+    )
+    assert (msg.content_href, msg.allow_adaptations, msg.text, msg.attachments) == (
+        None,
+        None,
+        None,
+        [],
+    )
+
+
+def test_sender_address_alias_and_recipient_alias() -> None:
+    inner = (
+        "<SenderAddress><Number>123</Number></SenderAddress>"
+        "<Recipients><Recipient><ShortCode>555</ShortCode></Recipient></Recipients>"
+    )
+    msg = _deliver(inner)
+    assert (str(msg.sender), msg.sender and msg.sender.type) == ("123", "Number")
+    assert [(r.value, r.role) for r in msg.recipients] == [("555", "To")]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '<mm7:Content href="cid:c1"/>',
+        '<mm7:Content mm7:href="cid: c1"/>',
+        '<mm7:Content href="cid:&lt;c1&gt;" allowAdaptations="1"/>',
+    ],
+)
+def test_href_forms(content: str) -> None:
+    msg = _deliver(
+        deliver_inner(href=None, extra=content),
+        [(["Content-Type: image/gif", "Content-ID: c1"], b"GIF")],
+    )
+    assert msg.content_href is not None
+    assert [a.content_id for a in msg.attachments] == ["c1"]
+    assert "Content href names no part" not in msg.defects
+
+
+def test_dangling_href_keeps_the_content() -> None:
+    msg = _deliver(
+        deliver_inner(href='href="cid:nothing"'),
+        [(["Content-Type: image/gif", "Content-ID: <other>"], b"GIF")],
+    )
+    assert [a.read() for a in msg.attachments] == [b"GIF"]
+    assert "Content href names no part" in msg.defects
+
+
+def test_text_joins_text_plain_parts_by_charset() -> None:
+    msg = _deliver(
+        deliver_inner(),
+        [
+            (["Content-Type: text/plain; charset=iso-8859-1"], "caf\u00e9".encode("latin-1")),
+            (["Content-Type: application/smil"], b"<smil/>"),
+            (["Content-Type: text/plain; charset=x-unknown"], "\u2615".encode()),
+            (["Content-Type: text/plain; charset=utf-7"], b"+ADw-script+AD4-"),
+        ],
+    )
+    assert msg.text == "caf\u00e9\n\u2615\n+ADw-script+AD4-"
+
+
+def test_headers_ua_prof_and_carrier() -> None:
+    long_value = "x" * 70_000
+    msg = _deliver(
+        deliver_inner(),
+        headers={"X-OpenMarket-Carrier-Id": long_value, "UAProf": "p"},
+        version="6.1",
+    )
+    assert msg.carrier_id == "x" * 1024  # capped, never stored whole
+    assert msg.ua_prof == "p"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2014-04-14T16:15:23.414Z", datetime.datetime(2014, 4, 14, 16, 15, 23, 414000)),
+        ("2014-04-14T16:15:23", datetime.datetime(2014, 4, 14, 16, 15, 23)),
+        ("2014-04-14T18:15:23+02:00", datetime.datetime(2014, 4, 14, 16, 15, 23)),
+        ("2014-04-14T11:15:23-0500", datetime.datetime(2014, 4, 14, 16, 15, 23)),
+        ("2016-12-31T23:59:60Z", datetime.datetime(2016, 12, 31, 23, 59, 59)),
+        ("2014-13-14T16:15:23Z", None),
+        ("99999-01-01T00:00:00Z", None),
+        ("yesterday", None),
+        ("", None),
+    ],
+)
+def test_parse_datetime(value: str, expected: datetime.datetime | None) -> None:
+    got = parse_datetime(value)
+    if expected is None:
+        assert got is None
+    else:
+        assert got == expected.replace(tzinfo=datetime.timezone.utc)
+        assert got is not None and got.tzinfo == datetime.timezone.utc
+
+
+@pytest.mark.parametrize(
+    ("headers", "safe"),
+    [
+        ([("Content-Type", "image/jpeg"), ("Content-ID", "<../../etc/passwd>")], "etc_passwd"),
+        ([("Content-Location", "C:\\x\\evil.exe")], "evil.exe"),
+        ([("Content-Type", 'image/gif; name="..\\\\a.gif"')], "a.gif"),
+        ([("Content-Disposition", "attachment; filename*=UTF-8''%E2%80%AEgpj.exe")], "gpj.exe"),
+        ([("Content-Type", "image/jpeg"), ("Content-ID", "<...>")], "part-3.jpg"),
+        ([("Content-Type", "application/x-unknown-thing")], "part-3.bin"),
+    ],
+)
+def test_safe_filename_is_never_a_path(headers: list[tuple[str, str]], safe: str) -> None:
+    attachment = Attachment(headers, data=b"x", index=3)
+    assert attachment.safe_filename == safe
+    assert "/" not in attachment.safe_filename and "\\" not in attachment.safe_filename
+
+
+def test_attachment_file_api(tmp_path: object) -> None:
+    import pathlib
+
+    attachment = Attachment([("Content-Type", "image/png; name=a.png")], data=b"PNGDATA")
+    assert attachment.mimetype_params == {"name": "a.png"}
+    assert attachment.read(3) == b"PNG" and attachment.read() == b"DATA"
+    assert attachment.getvalue() == b"PNGDATA" and attachment.text is None
+    target = pathlib.Path(str(tmp_path)) / "out.png"
+    attachment.save(target)
+    assert target.read_bytes() == b"PNGDATA"
+    assert attachment.headers["content-type"] == "image/png; name=a.png"

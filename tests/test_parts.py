@@ -1,0 +1,190 @@
+"""The stream driver: transfer decoding, root selection, bare XML bodies, spooling."""
+
+from __future__ import annotations
+
+import base64
+import io
+import quopri
+
+import pytest
+from helpers import SEED_CONTENT_TYPE, multipart, seed_body
+
+from flask_mm7.errors import LimitExceeded, MalformedRequest
+from flask_mm7.parts import Limits, read_mime
+
+BINARY = bytes(range(256)) * 40 + b"\r\n--not-a-boundary\r\n=3D="
+
+
+def _read(body: bytes, content_type: str, chunk_size: int = 65536, **limits: object):  # type: ignore[no-untyped-def]
+    return read_mime(io.BytesIO(body), content_type, limits=Limits(chunk_size=chunk_size, **limits))  # type: ignore[arg-type]
+
+
+def _root_and(parts: list[tuple[list[str], bytes]]) -> bytes:
+    return multipart([(["Content-Type: text/xml"], b"<Envelope/>"), *parts], "b")
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encoded"),
+    [
+        ("base64", base64.encodebytes(BINARY)),
+        ("BASE64", base64.encodebytes(BINARY)),
+        ("Base64", base64.b64encode(BINARY)),  # one endless line
+        ("quoted-printable", quopri.encodestring(BINARY)),
+        ("Quoted-Printable", quopri.encodestring(BINARY)),
+        ("binary", BINARY),
+        ("8bit", BINARY),
+        ("7bit", BINARY),
+        ("x-unknown", BINARY),
+        (None, BINARY),
+    ],
+)
+@pytest.mark.parametrize("chunk_size", [1, 7, 100, 65536])
+def test_transfer_encodings(encoding: str | None, encoded: bytes, chunk_size: int) -> None:
+    headers = ["Content-Type: application/octet-stream"]
+    if encoding:
+        headers.append(f"Content-Transfer-Encoding: {encoding}")
+    with _read(
+        _root_and([(headers, encoded)]), "multipart/related; boundary=b", chunk_size
+    ) as body:
+        [part] = body.parts
+        # QP carries line breaks as text line breaks: the stdlib codec is the oracle
+        expected = quopri.decodestring(encoded) if "quoted" in (encoding or "").lower() else BINARY
+        assert part.read() == expected
+        assert part.size == len(expected)
+
+
+def test_base64_with_junk_and_missing_padding() -> None:
+    encoded = b"  aGVs\r\nbG8g*d29y!bGQ"  # "hello world" without padding, with stray bytes
+    data = _root_and([(["Content-Transfer-Encoding: base64"], encoded)])
+    with _read(data, "multipart/related; boundary=b") as body:
+        assert body.parts[0].read() == b"hello world"
+
+
+def test_bad_base64_never_raises() -> None:
+    data = _root_and([(["Content-Transfer-Encoding: base64"], b"a===b=c")])
+    with _read(data, "multipart/related; boundary=b") as body:
+        assert isinstance(body.parts[0].read(), bytes)
+
+
+@pytest.mark.parametrize(
+    ("start", "ids"),
+    [
+        ('"<soap>"', "soap"),
+        ("soap", "soap"),
+        ('" <soap> "', "soap"),
+        ('"<missing>"', "first-xml"),
+        (None, "first-xml"),
+    ],
+)
+def test_root_selection(start: str | None, ids: str) -> None:
+    body = multipart(
+        [
+            (["Content-Type: image/gif", "Content-ID: <img>"], b"GIF"),
+            (["Content-Type: text/xml", "Content-ID: <first-xml>"], b"<a/>"),
+            (["Content-Type: text/xml", "Content-ID: soap "], b"<Envelope/>"),
+        ],
+        "b",
+    )
+    content_type = "multipart/related; boundary=b" + (f"; start={start}" if start else "")
+    with _read(body, content_type) as mime:
+        assert mime.root.content_id == ids
+        assert [p.content_id for p in mime.parts] == [
+            i for i in ("img", "first-xml", "soap") if i != ids
+        ]
+
+
+def test_root_is_first_part_when_nothing_is_xml() -> None:
+    body = multipart([(["Content-Type: application/octet-stream"], b"<E/>"), ([], b"x")], "b")
+    with _read(body, "multipart/related; boundary=b") as mime:
+        assert mime.root.read() == b"<E/>"
+
+
+def test_upper_case_parameters_and_content_location() -> None:
+    body = multipart(
+        [
+            (["Content-Type: text/xml", "Content-Location: soap.xml"], b"<E/>"),
+            (["Content-Type: image/gif", "Content-Location: Bomb.gif"], b"GIF"),
+        ],
+        "b",
+    )
+    content_type = 'Multipart/Related; TYPE="text/xml"; START="soap.xml"; BOUNDARY="b"'
+    with _read(body, content_type) as mime:
+        assert mime.root.content_location == "soap.xml"
+        assert mime.parts[0].filename == "Bomb.gif"
+        assert mime.find("Bomb.gif") == [mime.parts[0]]
+
+
+@pytest.mark.parametrize("reference", ["cid:default.cid", "cid: default.cid", "cid:<default.cid>"])
+def test_find_by_content_id_of_container(reference: str) -> None:
+    with _read(seed_body(), SEED_CONTENT_TYPE) as mime:
+        assert [p.content_id for p in mime.find(reference)] == ["image_0.jpg", "text_0.txt"]
+        assert [p.content_id for p in mime.find("cid:text_0.txt")] == ["text_0.txt"]
+        assert mime.find("cid:nothing") == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/xml", "text/xml; charset=utf-8", "application/soap+xml", "multipart/related"],
+)
+def test_bare_xml_body(content_type: str) -> None:
+    with _read(b"<Envelope/>", content_type) as mime:
+        assert mime.root.read() == b"<Envelope/>"
+        assert mime.parts == []
+
+
+def test_multipart_without_boundary_sniffs_it_from_the_body() -> None:
+    body = multipart([(["Content-Type: text/xml"], b"<E/>"), ([], b"x")], "sniffed")
+    with _read(b"\r\n" + body, "multipart/related; type=text/xml") as mime:
+        assert mime.root.read() == b"<E/>"
+        assert [p.read() for p in mime.parts] == [b"x"]
+
+
+@pytest.mark.parametrize(("size", "ok"), [(99, True), (100, True), (101, False)])
+def test_bare_soap_size_limit(size: int, ok: bool) -> None:
+    if ok:
+        assert _read(b"x" * size, "text/xml", max_soap_size=100).root.size == size
+    else:
+        with pytest.raises(LimitExceeded):
+            _read(b"x" * size, "text/xml", max_soap_size=100)
+
+
+def test_only_containers_is_malformed() -> None:
+    inner = multipart([], "i")
+    body = multipart([(["Content-Type: multipart/mixed; boundary=i"], inner)], "b")
+    with pytest.raises(MalformedRequest):
+        _read(body, "multipart/related; boundary=b")
+
+
+def test_large_parts_spool_to_disk(tmp_path: object) -> None:
+    payload = b"z" * 5000
+    body = _root_and([(["Content-Type: video/3gpp"], payload), ([], b"small")])
+    mime = _read(body, "multipart/related; boundary=b", chunk_size=512, spool_threshold=1024)
+    big, small = mime.parts
+    assert big._file is not None and small._file is None
+    assert big.read() == payload and big.size == 5000
+    out = io.BytesIO()
+    big.save(out)
+    assert out.getvalue() == payload
+    handle = big._file
+    mime.close()
+    assert handle.closed
+
+
+def test_spooled_files_are_closed_when_parsing_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    opened = []
+    real = tempfile.TemporaryFile
+
+    def tracking(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        handle = real(*args, **kwargs)  # type: ignore[call-overload]
+        opened.append(handle)
+        return handle
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", tracking)
+    body = multipart(
+        [(["Content-Type: text/xml"], b"<E/>"), ([], b"y" * 5000)], "b", close=False
+    ) + (b"--b\r\n" + b"X: y\r\n" * 5000)
+    with pytest.raises(LimitExceeded):
+        _read(body, "multipart/related; boundary=b", chunk_size=512, spool_threshold=1024)
+    assert len(opened) == 1 and opened[0].closed
