@@ -8,6 +8,7 @@ Knows nothing of MIME framing, SOAP or WSGI.
 from __future__ import annotations
 
 import codecs
+import functools
 import io
 import mimetypes
 import os
@@ -15,8 +16,9 @@ import shutil
 import typing as t
 
 from werkzeug.datastructures import Headers
-from werkzeug.http import parse_options_header
 from werkzeug.utils import secure_filename
+
+from .headers import parse_options
 
 _STRIP = " \t\r\n\u00a0<>"
 _UNSAFE_CHARSETS = {"utf-7", "utf_7", "u7", "unicode-1-1-utf-7"}
@@ -47,6 +49,7 @@ class Attachment:
         container_ids: tuple[str, ...] = (),
         index: int = 0,
     ) -> None:
+        # header-derived attributes are computed on first use: most are never read
         self._raw_headers = headers
         self._data = data
         self._file = file
@@ -58,32 +61,61 @@ class Attachment:
         self.container_ids = container_ids
         #: position among the body's leaf parts, 0 for the first
         self.index = index
-        header: dict[str, str] = {}
-        for name, value in headers:
-            header.setdefault(name.lower(), value)
-        #: the full Content-Type header, e.g. ``image/jpeg; name="a.jpg"``
-        self.content_type: str = header.get("content-type") or "text/plain"
-        mimetype, params = parse_options_header(self.content_type)
-        #: the media type alone, lower case, e.g. ``image/jpeg``
-        self.mimetype: str = mimetype.lower() or "application/octet-stream"
-        #: the Content-Type parameters, keys in lower case
-        self.mimetype_params: dict[str, str] = params
-        #: the Content-ID without angle brackets, or None
-        self.content_id: str | None = strip_id(header.get("content-id"))
-        #: the Content-Location header, or None
-        self.content_location: str | None = strip_id(header.get("content-location"))
-        #: the Content-Transfer-Encoding the part was sent with (lower case), or None
-        self.transfer_encoding: str | None = strip_id(
-            header.get("content-transfer-encoding", "").lower()
-        )
-        disposition = header.get("content-disposition")
-        filename = parse_options_header(disposition)[1].get("filename") if disposition else None
+
+    def _header(self, name: str) -> str | None:
+        for key, value in self._raw_headers:
+            if key.lower() == name:
+                return value
+        return None
+
+    @functools.cached_property
+    def content_type(self) -> str:
+        """The full Content-Type header, e.g. ``image/jpeg; name="a.jpg"`` (RFC 2045's
+        ``text/plain`` when absent)."""
+        return self._header("content-type") or "text/plain"
+
+    @functools.cached_property
+    def _options(self) -> tuple[str, dict[str, str]]:
+        return parse_options(self.content_type)
+
+    @property
+    def mimetype(self) -> str:
+        """The media type alone, lower case, e.g. ``image/jpeg``."""
+        return self._options[0] or "application/octet-stream"
+
+    @property
+    def mimetype_params(self) -> dict[str, str]:
+        """The Content-Type parameters, keys in lower case."""
+        return self._options[1]
+
+    @functools.cached_property
+    def content_id(self) -> str | None:
+        """The Content-ID without angle brackets or padding, or None."""
+        return strip_id(self._header("content-id"))
+
+    @functools.cached_property
+    def content_location(self) -> str | None:
+        """The Content-Location header, or None."""
+        return strip_id(self._header("content-location"))
+
+    @functools.cached_property
+    def transfer_encoding(self) -> str | None:
+        """The Content-Transfer-Encoding the part was sent with (lower case), or None."""
+        return strip_id((self._header("content-transfer-encoding") or "").lower())
+
+    @functools.cached_property
+    def filename(self) -> str | None:
+        """The name the sender gave (Content-Disposition, ``name``, Content-Location).
+
+        Untrusted: never use it as a path; see :attr:`safe_filename`.
+        """
+        disposition = self._header("content-disposition")
+        filename = parse_options(disposition)[1].get("filename") if disposition else None
         if not filename:
-            filename = params.get("name")
+            filename = self.mimetype_params.get("name")
         if not filename and self.content_location:
             filename = self.content_location.replace("\\", "/").rsplit("/", 1)[-1]
-        #: the name the sender gave (Content-Disposition, ``name``, Content-Location): untrusted
-        self.filename: str | None = filename or None
+        return filename or None
 
     @property
     def headers(self) -> Headers:

@@ -38,18 +38,31 @@ nesting depth, header block size) are enforced as the bytes arrive, in linear ti
 
 from __future__ import annotations
 
+import re
 import typing as t
 
-from werkzeug.http import parse_options_header
-
 from .errors import LimitExceeded, MalformedRequest
+from .headers import parse_options
 
-#: bytes that may pad a delimiter line: RFC 2046's LWSP plus U+00A0 (raw and UTF-8 encoded)
-_PADDING = b" \t\xa0\xc2"
-_LINE_BREAKS = (b"\r\n", b"\n", b"\r")
-_TOKEN_CHARS = frozenset(
-    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+#: what may follow ``--boundary``: ``--`` (close), padding (RFC 2046's LWSP plus U+00A0,
+#: raw or UTF-8 encoded), a line break
+_DELIMITER_TAIL = re.compile(rb"(--)?[ \t\xa0\xc2]*(\r\n|\n|\r)?")
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_EOL = rb"(?:\r\n|\n|\r)"
+#: a run of header lines: token, colon, value, line break, folded continuation lines
+_HEADER_BLOCK = re.compile(
+    rb"(?:" + _TOKEN + rb"[ \t]*:[^\r\n]*" + _EOL + rb"(?:[ \t]+[^\r\n]*" + _EOL + rb")*)*"
 )
+#: one header field inside such a run, decoded: (name, value with any folds)
+_FIELD = re.compile(r"([^\s:]+)[ \t]*:([^\r\n]*(?:(?:\r\n|\n|\r)[ \t]+[^\r\n]*)*)")
+#: a folded line inside a header block
+_FOLD = re.compile(r"[\r\n][ \t]")
+#: a block holding a multipart Content-Type (then, and only then, its boundary matters)
+_MULTIPART = re.compile(r"(?im)^content-type[ \t]*:[ \t]*multipart/")
+#: what an incomplete line may hold and still turn out to be a header or a blank line
+_HEADER_PREFIX = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]*(?:[ \t]*(?::[^\r\n]*)?)?")
+#: the blank line that ends a header block (blanks on it tolerated)
+_BLANK_LINE = re.compile(rb"[ \t]*" + _EOL)
 
 
 class PartStart(t.NamedTuple):
@@ -62,19 +75,15 @@ class PartStart(t.NamedTuple):
     is_multipart: bool
 
 
-class PartData(t.NamedTuple):
-    """A piece of the current leaf part's body, still transfer-encoded."""
-
-    data: bytes
-
-
 class PartEnd(t.NamedTuple):
     """The current leaf part, or the innermost open container, ends."""
 
     depth: int
 
 
-Event = t.Union[PartStart, PartData, PartEnd]
+#: what ``feed`` and ``close`` return: a leaf part's data comes as plain ``bytes`` (still
+#: transfer-encoded), the cheapest event there is, since it is by far the most frequent
+Event = t.Union[PartStart, bytes, PartEnd]
 
 _DISCARD, _HEADERS, _BODY, _DONE = range(4)
 
@@ -90,13 +99,9 @@ def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
 
 def multipart_boundary(content_type: str | None) -> str | None:
     """The boundary of a ``multipart/*`` content type, or None for anything else."""
-    if not content_type:
+    if not content_type or content_type[:10].lower() != "multipart/":
         return None
-    mimetype, options = parse_options_header(content_type)
-    if not mimetype.startswith("multipart/"):
-        return None
-    boundary = options.get("boundary")
-    return boundary or None
+    return parse_options(content_type)[1].get("boundary") or None
 
 
 class MultipartDecoder:
@@ -139,13 +144,12 @@ class MultipartDecoder:
         #: number of parts seen so far
         self.part_count = 0
         self._delimiters: list[bytes] = [b"--" + boundary]
-        self._buffer = bytearray()
+        #: the prefix all open delimiters share, searched for first
+        self._common = self._delimiters[0]
+        # unconsumed input is self._buffer[self._pos:]; consuming only moves the index
+        self._buffer = b""
+        self._pos = 0
         self._state = _DISCARD
-        self._headers: list[tuple[str, str]] = []
-        self._header_bytes = 0
-        # bytes kept back when no delimiter is in sight: a delimiter may start in them,
-        # and so may the line break that belongs to it
-        self._keep = len(self._delimiters[0]) + 2
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -153,7 +157,11 @@ class MultipartDecoder:
         """Take the next chunk of the body and return the events it completes."""
         if self._state == _DONE:
             return []  # the epilogue: ignored without being buffered
-        self._buffer += data
+        if self._pos >= len(self._buffer):
+            self._buffer = data  # nothing held back: no copy
+        else:
+            self._buffer = self._buffer[self._pos :] + data
+        self._pos = 0
         events: list[Event] = []
         self._run(events, final=False)
         return events
@@ -163,17 +171,11 @@ class MultipartDecoder:
         events: list[Event] = []
         if self._state != _DONE:
             self._run(events, final=True)
-            if self._state == _HEADERS and self._headers:
-                # the body ended inside a header block: a part with no data
-                self._start_part(events)
             if self._state == _BODY:
-                data = bytes(self._buffer)
-                for line_break in _LINE_BREAKS:
-                    if data.endswith(line_break):
-                        data = data[: -len(line_break)]
-                        break
-                if data:
-                    events.append(PartData(data))
+                end = len(self._buffer)
+                end -= _line_break_before(self._buffer, end, self._pos)
+                if end > self._pos:
+                    events.append(self._buffer[self._pos : end])
                 events.append(PartEnd(len(self._delimiters) - 1))
             if self.part_count == 0:
                 raise MalformedRequest(2007, "No multipart delimiter found in the body")
@@ -181,192 +183,231 @@ class MultipartDecoder:
             for depth in range(len(self._delimiters) - 2, -1, -1):
                 events.append(PartEnd(depth))
             del self._delimiters[1:]
+            self._common = self._delimiters[0]
             self._state = _DONE
-        self._buffer.clear()
+        self._buffer = b""
+        self._pos = 0
         return events
 
     # -- the state machine ------------------------------------------------------------------
 
     def _run(self, events: list[Event], final: bool) -> None:
+        """Advance through the buffer as far as its bytes allow."""
         while True:
-            if self._state == _HEADERS:
+            state = self._state
+            if state == _HEADERS:
                 if not self._read_headers(events, final):
                     return
-            elif self._state == _DONE:
-                self._buffer.clear()
+            elif state == _DONE:
+                self._buffer = b""
+                self._pos = 0
                 return
             elif not self._read_until_delimiter(events, final):
                 return
 
     def _read_until_delimiter(self, events: list[Event], final: bool) -> bool:
-        """In a part body or a preamble/epilogue: find the next delimiter. False: need data."""
-        buf = self._buffer
-        found = self._find_delimiter(final)
-        if found is None:
-            if final:
-                return False  # close() decides what the unterminated rest is
-            # no delimiter in sight: release what cannot belong to one
-            end = len(buf) - self._keep
-            if end > 0:
-                if self._state == _BODY:
-                    events.append(PartData(bytes(buf[:end])))
-                del buf[:end]
-            return False
-        start, end, level, is_close, pending = found
-        if pending:  # a delimiter at ``start`` needs more bytes to be recognised
-            release = start - 2
-            if release > 0:
-                if self._state == _BODY:
-                    events.append(PartData(bytes(buf[:release])))
-                del buf[:release]
-            return False
-        if self._state == _BODY:
-            data_end = start
-            if buf.endswith(b"\r\n", 0, start):
-                data_end -= 2
-            elif buf.endswith(b"\n", 0, start) or buf.endswith(b"\r", 0, start):
-                data_end -= 1
-            if data_end > 0:
-                events.append(PartData(bytes(buf[:data_end])))
-            events.append(PartEnd(len(self._delimiters) - 1))
-        del buf[:end]
-        # a delimiter of an outer level closes the inner multiparts still open
-        while len(self._delimiters) - 1 > level:
-            self._delimiters.pop()
-            self.defects.append("nested multipart without close delimiter")
-            events.append(PartEnd(len(self._delimiters) - 1))
-        if is_close:
-            if level == 0:
-                self._state = _DONE
-            else:
-                self._delimiters.pop()
-                events.append(PartEnd(level - 1))
-                self._state = _DISCARD  # the container's epilogue
-        else:
-            self._state = _HEADERS
-            self._headers = []
-            self._header_bytes = 0
-        self._keep = max(len(d) for d in self._delimiters) + 2
-        return True
+        """In a part body or a preamble/epilogue: find the next delimiter. False: need data.
 
-    def _find_delimiter(self, final: bool) -> tuple[int, int, int, bool, bool] | None:
-        """The earliest delimiter as (start, end, level, is_close, pending), or None.
-
-        ``pending`` is True when the match at ``start`` cannot be judged without more data.
+        One scan for the prefix all open delimiters share (``--`` at least; JavaMail's nested
+        boundaries share most of their length), then a check of each level at every hit,
+        the innermost first: its delimiter is the longer, more specific one.
         """
         buf = self._buffer
-        best: tuple[int, int, int, bool, bool] | None = None
-        for level, delimiter in enumerate(self._delimiters):
-            pos = buf.find(delimiter)
-            while pos >= 0 and (best is None or pos <= best[0]):
-                verdict = self._judge(pos + len(delimiter), final)
-                if verdict is None:
-                    candidate = (pos, 0, level, False, True)
-                elif verdict[0] < 0:  # not a delimiter: look further
-                    pos = buf.find(delimiter, pos + 1)
+        pos = self._pos
+        size = len(buf)
+        delimiters = self._delimiters
+        common = self._common
+        hit = buf.find(common, pos)
+        while hit >= 0:
+            for level in range(len(delimiters) - 1, -1, -1):
+                delimiter = delimiters[level]
+                if not buf.startswith(delimiter, hit):
+                    if (
+                        not final
+                        and size - hit < len(delimiter)
+                        and delimiter.startswith(buf[hit:])
+                    ):
+                        return self._wait_at(hit, events)  # cut short by the chunk's end
                     continue
-                else:
-                    candidate = (pos, verdict[0], level, verdict[1], False)
-                # at one position a judged match beats a pending one, and among judged
-                # matches the inner level wins (its delimiter is the longer, more specific one)
-                if best is None or pos < best[0] or best[4] or not candidate[4]:
-                    best = candidate
-                break
-        return best
+                after = hit + len(delimiter)
+                if size - after < 2 and not final:
+                    return self._wait_at(hit, events)  # "--" or a CRLF may follow
+                tail = _DELIMITER_TAIL.match(buf, after)
+                end = tail.end()  # type: ignore[union-attr]
+                if end == size and not final:
+                    return self._wait_at(hit, events)  # more padding or the LF may follow
+                is_close = tail.group(1) is not None  # type: ignore[union-attr]
+                if tail.group(2) is None and end != size:  # type: ignore[union-attr]
+                    if not is_close:
+                        continue  # "--b" followed by more boundary-ish text: data
+                    end = after + 2  # "--b--" glued to what follows
+                self._at_delimiter(events, hit, end, level, is_close)
+                return True
+            hit = buf.find(common, hit + 1)
+        if not final:  # else close() decides what the unterminated rest is
+            # no delimiter in sight: release what cannot be the start of one
+            end = self._safe_end()
+            if end > pos:
+                if self._state == _BODY:
+                    events.append(buf[pos:end])
+                self._pos = end
+        return False
 
-    def _judge(self, after: int, final: bool) -> tuple[int, bool] | None:
-        """Is the ``--boundary`` match ending at ``after`` a delimiter?
+    def _wait_at(self, start: int, events: list[Event]) -> bool:
+        """Release the data before a possible delimiter at ``start`` and wait for more."""
+        release = start - 2  # its line break may be in the last two bytes
+        if release > self._pos:
+            if self._state == _BODY:
+                events.append(self._buffer[self._pos : release])
+            self._pos = release
+        return False
 
-        Returns (end of the delimiter line, is_close), (-1, False) for "not a delimiter", or
-        None when more data is needed to tell.
+    def _at_delimiter(
+        self, events: list[Event], start: int, end: int, level: int, is_close: bool
+    ) -> None:
+        buf = self._buffer
+        pos = self._pos
+        if self._state == _BODY:
+            data_end = start - _line_break_before(buf, start, pos)
+            if data_end > pos:
+                events.append(buf[pos:data_end])
+            events.append(PartEnd(len(self._delimiters) - 1))
+        self._pos = end
+        delimiters = self._delimiters
+        # a delimiter of an outer level closes the inner multiparts still open
+        while len(delimiters) - 1 > level:
+            self._pop()
+            self.defects.append("nested multipart without close delimiter")
+            events.append(PartEnd(len(delimiters) - 1))
+        if not is_close:
+            self._state = _HEADERS
+        elif level == 0:
+            self._state = _DONE
+        else:
+            self._pop()
+            events.append(PartEnd(level - 1))
+            self._state = _DISCARD  # the container's epilogue
+
+    def _pop(self) -> None:
+        self._delimiters.pop()
+        self._common = _common_prefix(self._delimiters)
+
+    def _safe_end(self) -> int:
+        """How far the buffer can be released when it holds no whole delimiter.
+
+        Only a suffix that could still grow into a delimiter (with the line break before it)
+        is held back; usually none is, and the next chunk is then taken without a copy.
         """
         buf = self._buffer
         size = len(buf)
-        if size - after < 2 and not final:
-            return None
-        is_close = buf.startswith(b"--", after)
-        pos = after + 2 if is_close else after
-        while pos < size and buf[pos] in _PADDING:
-            pos += 1
-        if pos >= size:
-            return (size, is_close) if final else None
-        byte = buf[pos]
-        if byte == 10:  # LF
-            return pos + 1, is_close
-        if byte == 13:  # CR, maybe CRLF
-            if pos + 1 >= size and not final:
-                return None
-            return (pos + 2 if buf.startswith(b"\n", pos + 1) else pos + 1), is_close
-        if is_close:
-            # "--b--" glued to what follows (the next outer delimiter, or an epilogue)
-            return after + 2, True
-        return -1, False
+        start = max(self._pos, size - max(len(d) for d in self._delimiters) - 2)
+        for index in range(start, size):
+            byte = buf[index]
+            if byte == 45:  # "-": a delimiter glued to the data may start here
+                rest = buf[index:]
+            elif byte in (10, 13):  # a line break, then perhaps a delimiter
+                rest = buf[index + 1 :]
+                if byte == 13 and rest[:1] == b"\n":
+                    rest = rest[1:]
+            else:
+                continue
+            if any(d.startswith(rest) for d in self._delimiters):
+                return index
+        return size
 
     def _read_headers(self, events: list[Event], final: bool) -> bool:
-        """Consume header lines of the current part. False: need more data."""
-        buf = self._buffer
-        while True:
-            newline = buf.find(b"\n")
-            carriage = buf.find(b"\r", 0, newline if newline >= 0 else len(buf))
-            if carriage >= 0 and carriage + 1 != newline:
-                # a lone CR ends the line (CR-only senders), unless an LF may still follow
-                if carriage + 1 == len(buf) and not final:
-                    return False
-                newline = carriage
-            elif newline < 0:
-                if len(buf) + self._header_bytes > self.max_header_size:
-                    raise LimitExceeded(2007, "Part header block too large")
-                if not final or not buf:
-                    return False
-                newline = len(buf)  # the body ended in a header line: treat it as the last
-            line_end = newline + 1
-            line = bytes(buf[:newline]).rstrip(b"\r")
-            self._header_bytes += line_end
-            if self._header_bytes > self.max_header_size:
-                raise LimitExceeded(2007, "Part header block too large")
-            if not line.strip(b" \t"):
-                del buf[:line_end]  # the blank line ends the block
-                self._start_part(events)
-                return True
-            first = line[0]
-            if first in (32, 9) and self._headers:  # folded continuation (RFC 5322 §2.2.3)
-                name, value = self._headers[-1]
-                self._headers[-1] = (name, value + " " + _decode(line.strip()))
-                del buf[:line_end]
-                continue
-            colon = line.find(b":")
-            if colon <= 0 or not _is_token(line[:colon]):
-                # not a header: the body starts here without a blank line (OpenMarket)
-                self._header_bytes -= line_end
-                if self._headers:
-                    self.defects.append("no blank line after part headers")
-                self._start_part(events)
-                return True
-            self._headers.append((_decode(line[:colon]), _decode(line[colon + 1 :]).strip()))
-            del buf[:line_end]
+        """Consume the current part's header block. False: need more data.
 
-    def _start_part(self, events: list[Event]) -> None:
+        One regex takes the whole run of ``Name: value`` lines (folded ones included); the
+        block ends at a blank line, or at the first line that is not a header (OpenMarket
+        sends no blank line), which then starts the body.
+        """
+        buf = self._buffer
+        pos = self._pos
+        if pos >= len(buf) and final:
+            return False  # "--b" then nothing: the close delimiter is missing
+        end = _HEADER_BLOCK.match(buf, pos).end()  # type: ignore[union-attr]
+        blank = _BLANK_LINE.match(buf, end)
+        stop = blank.end() if blank is not None else end
+        if stop - pos > self.max_header_size:  # the blank line counts too
+            raise LimitExceeded(2007, "Part header block too large")
+        if not final and (stop == len(buf) or blank is None) and self._block_may_go_on(end):
+            if len(buf) - pos > self.max_header_size:
+                raise LimitExceeded(2007, "Part header block too large")
+            return False
+        self._pos = stop
+        if end == pos:
+            headers: list[tuple[str, str]] = []
+        else:
+            text = _decode(buf[pos:end])
+            headers = [(name, value.strip()) for name, value in _FIELD.findall(text)]
+            if _FOLD.search(text) is not None:  # RFC 5322 §2.2.3: unfold
+                headers = [(n, " ".join(v.split())) for n, v in headers]
+            if blank is None:
+                self.defects.append("no blank line after part headers")
         self.part_count += 1
         if self.part_count > self.max_parts:
             raise LimitExceeded(2007, f"More than {self.max_parts} MIME parts")
-        headers = self._headers
         depth = len(self._delimiters) - 1
-        boundary = multipart_boundary(header_value(headers, "content-type"))
-        if boundary is not None:
-            if len(self._delimiters) >= self.max_depth:
-                raise LimitExceeded(2007, f"MIME parts nested deeper than {self.max_depth}")
-            events.append(PartStart(headers, depth, True))
-            self._delimiters.append(b"--" + boundary.encode("latin-1", "replace"))
-            self._keep = max(len(d) for d in self._delimiters) + 2
-            self._state = _DISCARD  # the nested multipart's preamble
-        else:
+        if end == pos or _MULTIPART.search(text) is None:
             events.append(PartStart(headers, depth, False))
             self._state = _BODY
-        self._headers = []
+            return True
+        boundary = multipart_boundary(header_value(headers, "content-type"))
+        if boundary is None:  # multipart without a boundary: opaque
+            events.append(PartStart(headers, depth, False))
+            self._state = _BODY
+            return True
+        if len(self._delimiters) >= self.max_depth:
+            raise LimitExceeded(2007, f"MIME parts nested deeper than {self.max_depth}")
+        events.append(PartStart(headers, depth, True))
+        try:
+            raw = boundary.encode("latin-1")
+        except UnicodeEncodeError:
+            raw = boundary.encode()
+        self._delimiters.append(b"--" + raw)
+        self._common = _common_prefix(self._delimiters)
+        self._state = _DISCARD  # the nested multipart's preamble
+        return True
+
+    def _block_may_go_on(self, end: int) -> bool:
+        """Can the header block matched up to ``end`` still grow with more data?
+
+        True when the line after it is incomplete and could become a header line (or a blank
+        line), or when it is a lone CR that may be half of a CRLF.
+        """
+        buf = self._buffer
+        size = len(buf)
+        if end >= size:
+            return True
+        newline = buf.find(b"\n", end)
+        carriage = buf.find(b"\r", end, newline if newline >= 0 else size)
+        if carriage >= 0:
+            return carriage + 1 == size and newline < 0
+        if newline >= 0:
+            return False
+        return _HEADER_PREFIX.fullmatch(buf, end) is not None
 
 
-def _is_token(name: bytes) -> bool:
-    return all(byte in _TOKEN_CHARS for byte in name)
+def _common_prefix(delimiters: list[bytes]) -> bytes:
+    """The longest prefix all delimiters share (``--`` at least)."""
+    first = delimiters[0]
+    size = min(len(d) for d in delimiters)
+    for other in delimiters[1:]:
+        index = 2
+        while index < size and other[index] == first[index]:
+            index += 1
+        size = index
+    return first[:size]
+
+
+def _line_break_before(buf: bytes, end: int, start: int) -> int:
+    """Length of the line break ending at ``end`` (it belongs to the next delimiter)."""
+    if end - 2 >= start and buf[end - 2 : end] == b"\r\n":
+        return 2
+    if end - 1 >= start and buf[end - 1] in (10, 13):
+        return 1
+    return 0
 
 
 def _decode(raw: bytes) -> str:

@@ -15,11 +15,10 @@ import logging
 import tempfile
 import typing as t
 
-from werkzeug.http import parse_options_header
-
 from .attachments import Attachment, strip_id
 from .errors import LimitExceeded, MalformedRequest
-from .mime import MultipartDecoder, PartData, PartEnd, PartStart, header_value
+from .headers import parse_options
+from .mime import MultipartDecoder, PartStart, header_value
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +39,11 @@ class Limits:
     max_part_header_size: int = 16384
     #: most bytes in the SOAP (root) part
     max_soap_size: int = 262144
-    #: parts larger than this many bytes are spooled to a temporary file
+    #: parts larger than this many bytes are spooled to a temporary file ...
     spool_threshold: int = 524288
+    #: ... unless the whole body is known (Content-Length) to be at most this many bytes:
+    #: then it is parsed in memory, which is several times faster
+    max_memory_body_size: int = 8 * 1024 * 1024
     #: directory for spooled parts (None: the system's temporary directory)
     spool_dir: str | None = None
     #: bytes read from the stream at a time
@@ -105,18 +107,20 @@ def read_mime(
     content_type: str | None,
     *,
     limits: Limits | None = None,
+    content_length: int | None = None,
 ) -> MimeBody:
     """Read a whole request body from ``stream`` and return its parts.
 
     :param stream: the body, read with ``stream.read(n)`` until it returns ``b""``; bound it
         first (the middleware does) since this reads to the end.
     :param content_type: the request's Content-Type header.
+    :param content_length: the body's size when known; a body no larger than
+        ``limits.max_memory_body_size`` is kept in memory whatever its parts' sizes.
     :raises MalformedRequest: the body is not multipart as declared or holds no root part.
     :raises LimitExceeded: a limit in ``limits`` was passed.
     """
     limits = limits or DEFAULT_LIMITS
-    mimetype, options = parse_options_header(content_type or "")
-    mimetype = mimetype.lower()
+    mimetype, options = parse_options(content_type)
     boundary = options.get("boundary")
     first = b""
     if mimetype.startswith("multipart/") and not boundary:
@@ -130,7 +134,9 @@ def read_mime(
             mimetype = "text/xml"
     if not mimetype.startswith("multipart/") or not boundary:
         return MimeBody(_read_bare(stream, first, content_type, limits), [])
-    return _read_multipart(stream, first, boundary, options.get("start"), limits)
+    in_memory = content_length is not None and content_length <= limits.max_memory_body_size
+    spool_threshold = None if in_memory else limits.spool_threshold
+    return _read_multipart(stream, first, boundary, options.get("start"), limits, spool_threshold)
 
 
 def _read_bare(
@@ -145,40 +151,43 @@ def _read_bare(
 class _Sink:
     """Collects one leaf part's decoded bytes: in memory, then in a temp file past a threshold."""
 
-    __slots__ = ("headers", "container_ids", "chunks", "size", "file", "decode", "limits")
+    __slots__ = ("headers", "container_ids", "chunks", "size", "file", "decode", "threshold", "dir")
 
     def __init__(
-        self, headers: list[tuple[str, str]], container_ids: tuple[str, ...], limits: Limits
+        self,
+        headers: list[tuple[str, str]],
+        container_ids: tuple[str, ...],
+        threshold: int | None,
+        spool_dir: str | None,
     ) -> None:
         self.headers = headers
         self.container_ids = container_ids
         self.chunks: list[bytes] = []
         self.size = 0
         self.file: t.IO[bytes] | None = None
-        self.limits = limits
-        encoding = (header_value(headers, "content-transfer-encoding") or "").strip().lower()
-        self.decode: _Base64 | _QuotedPrintable | None = (
-            _Base64()
-            if encoding == "base64"
-            else _QuotedPrintable()
-            if encoding == "quoted-printable"
-            else None
-        )
+        self.threshold = threshold
+        self.dir = spool_dir
+        self.decode: _Base64 | _QuotedPrintable | None = None
+        for name, value in headers:
+            if len(name) == 25 and name.lower() == "content-transfer-encoding":
+                encoding = value.strip().lower()
+                if encoding == "base64":
+                    self.decode = _Base64()
+                elif encoding == "quoted-printable":
+                    self.decode = _QuotedPrintable()
+                break
 
     def write(self, data: bytes) -> None:
         if self.decode is not None:
             data = self.decode.feed(data)
-        self._store(data)
-
-    def _store(self, data: bytes) -> None:
         self.size += len(data)
         if self.file is not None:
             self.file.write(data)
             return
         self.chunks.append(data)
-        if self.size > self.limits.spool_threshold:
+        if self.threshold is not None and self.size > self.threshold:
             # closed by MimeBody.close() when the request ends
-            self.file = tempfile.TemporaryFile(dir=self.limits.spool_dir)  # noqa: SIM115
+            self.file = tempfile.TemporaryFile(dir=self.dir)  # noqa: SIM115
             self.file.writelines(self.chunks)
             self.chunks = []
 
@@ -187,14 +196,16 @@ class _Sink:
             tail = self.decode.flush()
             if self.decode.defect:
                 defects.append(self.decode.defect)
-            self._store(tail)
+            self.decode = None
+            self.write(tail)
         if self.file is not None:
             self.file.seek(0)
             return Attachment(
                 self.headers, file=self.file, size=self.size,
                 container_ids=self.container_ids, index=index,
             )  # fmt: skip
-        data = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+        chunks = self.chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         return Attachment(self.headers, data=data, container_ids=self.container_ids, index=index)
 
     def discard(self) -> None:
@@ -267,6 +278,7 @@ def _read_multipart(
     boundary: str,
     start: str | None,
     limits: Limits,
+    spool_threshold: int | None,
 ) -> MimeBody:
     try:
         raw_boundary = boundary.encode("latin-1")
@@ -289,19 +301,24 @@ def _read_multipart(
         while True:
             events = decoder.feed(chunk) if chunk else decoder.close()
             for event in events:
-                if type(event) is PartData:
-                    sink.write(event.data)  # type: ignore[union-attr]
-                elif type(event) is PartStart:
-                    if event.is_multipart:
-                        containers.append(_part_id(event.headers) or "")
+                kind = type(event)
+                if kind is bytes:
+                    sink.write(event)  # type: ignore[union-attr, arg-type]
+                elif kind is PartStart:
+                    if event.is_multipart:  # type: ignore[union-attr]
+                        containers.append(_part_id(event.headers) or "")  # type: ignore[union-attr]
                     else:
-                        sink = _Sink(event.headers, tuple(containers), limits)
-                elif type(event) is PartEnd:
-                    if sink is not None:
-                        leaves.append(sink.finish(len(leaves), defects))
-                        sink = None
-                    elif containers:
-                        containers.pop()
+                        sink = _Sink(
+                            event.headers,  # type: ignore[union-attr]
+                            tuple(containers),
+                            spool_threshold,
+                            limits.spool_dir,
+                        )
+                elif sink is not None:  # PartEnd of a leaf
+                    leaves.append(sink.finish(len(leaves), defects))
+                    sink = None
+                elif containers:  # PartEnd of a container
+                    containers.pop()
             if not chunk:
                 break
             chunk = read(chunk_size)

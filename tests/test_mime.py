@@ -16,7 +16,7 @@ import pytest
 from helpers import SEED_BOUNDARY, multipart, seed_body, splits
 
 from flask_mm7.errors import LimitExceeded, MalformedRequest
-from flask_mm7.mime import MultipartDecoder, PartData, PartEnd, PartStart
+from flask_mm7.mime import MultipartDecoder, PartEnd, PartStart
 
 Flat = list[tuple]
 
@@ -30,11 +30,11 @@ def decode(chunks: list[bytes], boundary: bytes = b"b", **limits: int) -> Flat:
     events += decoder.close()
     flat: Flat = []
     for event in events:
-        if isinstance(event, PartData):
+        if isinstance(event, bytes):
             if flat and flat[-1][0] == "data":
-                flat[-1] = ("data", flat[-1][1] + event.data)
+                flat[-1] = ("data", flat[-1][1] + event)
             else:
-                flat.append(("data", event.data))
+                flat.append(("data", event))
         elif isinstance(event, PartStart):
             flat.append(("start", tuple(event.headers), event.depth, event.is_multipart))
         else:
@@ -323,3 +323,20 @@ def test_matches_the_stdlib_email_parser_on_well_formed_messages() -> None:
             decode([body[i : i + chunk] for i in range(0, len(body), chunk)], boundary.encode())
         )
         assert [(h["content-type"].split(";")[0], d) for h, d in got] == expected
+
+
+def test_binary_body_right_after_headers_without_newlines() -> None:
+    # OpenMarket's shape (no blank line) with real binary data that has no line break for
+    # longer than the header limit: the body must start at once, not wait for a newline
+    data = b"\xff\xd8\xff\xe0" + bytes(range(14, 256)) * 200
+    body = b"--b\r\nContent-Type: image/jpeg\r\nContent-ID: x\r\n" + data + b"\r\n--b--\r\n"
+    for chunks in ([body], [body[i : i + 100] for i in range(0, len(body), 100)]):
+        [(headers, got)] = leaves(decode(chunks, max_header_size=1000))
+        assert (headers["content-id"], got) == ("x", data)
+
+
+def test_header_line_split_anywhere_is_still_a_header() -> None:
+    body = b"--b\nContent-Type: a/b\nContent-ID: <c>\n\nx\n--b--\n"
+    for chunks in splits(body):
+        [(headers, data)] = leaves(decode(chunks))
+        assert headers == {"content-type": "a/b", "content-id": "<c>"} and data == b"x"

@@ -1,0 +1,49 @@
+"""Fast parsing of MIME header values with parameters (``Content-Type: a/b; k="v"``).
+
+Werkzeug's ``parse_options_header`` is the reference and handles everything (RFC 2231
+continuations and charsets), but costs about 15 µs per call with parameters: more than our
+whole per-part budget, and a body has several parts. This regex covers the plain forms every
+MM7 relay sends (quoted or not, any case, ``\\``-escapes, unquoted values holding ``/`` or
+``=``) in about 1 µs and hands anything with an RFC 2231 ``*`` to Werkzeug. It is linear on
+hostile input (no nested quantifiers; an unterminated quote simply runs to the end: the
+CVE-2024-24762 shape). Knows nothing of MIME framing, SOAP or WSGI.
+"""
+
+from __future__ import annotations
+
+import re
+
+from werkzeug.http import parse_options_header
+
+_PARAMETER = re.compile(r';[ \t]*([^\s;=]+)[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"?|[^;]*)')
+_ESCAPE = re.compile(r"\\(.)")
+
+
+def parse_options(value: str | None) -> tuple[str, dict[str, str]]:
+    """``("multipart/related", {"boundary": "b", "start": "<x>"})`` for a header value.
+
+    The first word is lower-cased; parameter names are lower-cased; the first of two
+    parameters with one name wins (python-multipart's smuggling fix, 0.0.30).
+    """
+    if not value:
+        return "", {}
+    head, separator, rest = value.partition(";")
+    if not separator:
+        return head.strip().lower(), {}
+    if "*" in rest:  # RFC 2231 (filename*=UTF-8''...): Werkzeug decodes it properly
+        mimetype, decoded = parse_options_header(value)
+        return mimetype.lower(), decoded
+    options: dict[str, str] = {}
+    for match in _PARAMETER.finditer(";" + rest):
+        name = match.group(1).lower()
+        if name in options:
+            continue
+        raw = match.group(2)
+        if raw[:1] == '"':
+            raw = raw[1:-1] if len(raw) > 1 and raw[-1] == '"' else raw[1:]
+            if "\\" in raw:
+                raw = _ESCAPE.sub(r"\1", raw)
+        else:
+            raw = raw.strip()
+        options[name] = raw
+    return head.strip().lower(), options
