@@ -220,8 +220,7 @@ def _first_address(holder: Element | None, role: str | None = None) -> Address |
     return found[0] if found else None
 
 
-def _recipients(element: Element) -> list[Address]:
-    holder = child(element, "Recipients")
+def _recipients(holder: Element | None) -> list[Address]:
     found: list[Address] = []
     if holder is not None:
         for item in holder:
@@ -264,15 +263,20 @@ def build_message(
         "defects": tuple(body.defects),
     }
 
+    fields: dict[str, Element] = {}
+    for item in element:  # one pass: children by local name, the first of each wins
+        if isinstance(item.tag, str):
+            fields.setdefault(local_name(item.tag), item)
+
     def get(name: str) -> str | None:
-        return text_of(child(element, name))
+        return text_of(fields.get(name))
 
     if envelope.operation == "DeliveryReportReq":
         return DeliveryReport(
             **common,
             message_id=get("MessageID"),
-            recipient=_first_address(child(element, "Recipient"), "To"),
-            sender=_first_address(child(element, "Sender")),
+            recipient=_first_address(fields.get("Recipient"), "To"),
+            sender=_first_address(fields.get("Sender")),
             timestamp=parse_datetime(get("Date") or get("TimeStamp")),
             mm_status=get("MMStatus"),
             mm_status_extension=get("MMStatusExtension"),
@@ -282,19 +286,19 @@ def build_message(
         return ReadReply(
             **common,
             message_id=get("MessageID"),
-            recipient=_first_address(child(element, "Recipient"), "To"),
-            sender=_first_address(child(element, "Sender")),
+            recipient=_first_address(fields.get("Recipient"), "To"),
+            sender=_first_address(fields.get("Sender")),
             timestamp=parse_datetime(get("TimeStamp") or get("Date")),
             mm_status=get("MMStatus"),
             status_text=get("StatusText"),
         )
-    content = child(element, "Content")
+    content = fields.get("Content")
     href = attribute(content, "href") if content is not None else None
     if href and body.parts and not body.find(href):
         # instantcom's 3GPP fixture: the href misses by a digit; the content is still there
         common["defects"] += ("Content href names no part",)
     ua_prof = None
-    capabilities = child(element, "UACapabilities")
+    capabilities = fields.get("UACapabilities")
     if capabilities is not None:
         ua_prof = attribute(capabilities, "UAProf")
     if ua_prof is None and not _version_at_least(mm7_version, (6, 8)):
@@ -303,8 +307,8 @@ def build_message(
     return DeliverRequest(
         **common,
         linked_id=get("LinkedID"),
-        sender=_first_address(child(element, "Sender") or child(element, "SenderAddress")),
-        recipients=_recipients(element),
+        sender=_first_address(fields.get("Sender", fields.get("SenderAddress"))),
+        recipients=_recipients(fields.get("Recipients")),
         timestamp=parse_datetime(get("TimeStamp")),
         priority=get("Priority"),
         subject=get("Subject"),

@@ -22,10 +22,11 @@ import dataclasses
 import typing as t
 
 from werkzeug.datastructures import EnvironHeaders
-from werkzeug.http import HTTP_STATUS_CODES, parse_options_header
+from werkzeug.http import HTTP_STATUS_CODES
 
 from .config import Settings
 from .errors import BodyTooLarge, IncompleteBody, MM7Error, UnsupportedMediaType
+from .headers import parse_options
 from .receiver import Handler, Receiver, Reply
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -72,7 +73,7 @@ class _BoundedInput:
 
 
 def _acceptable_type(content_type: str | None) -> bool:
-    mimetype = parse_options_header(content_type or "")[0].lower()
+    mimetype = parse_options(content_type)[0]
     if mimetype.startswith("multipart/"):
         return mimetype != "multipart/form-data"
     return mimetype in ("text/xml", "application/xml", "application/soap+xml") or (
