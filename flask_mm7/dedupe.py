@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import hashlib
+import json
 import secrets
 import sqlite3
 import threading
@@ -69,8 +70,8 @@ class DedupeStore(t.Protocol):
 
 def make_key(operation: str, transaction_id: str, sender: str | None) -> str:
     """A fixed-length key for (operation, TransactionID, sender)."""
-    raw = "\x1f".join((operation, transaction_id, sender or ""))
-    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+    raw = json.dumps([operation, transaction_id, sender or ""])  # unambiguous, ASCII
+    return hashlib.sha256(raw.encode("ascii")).hexdigest()
 
 
 def digest(data: bytes) -> str:
