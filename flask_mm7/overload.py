@@ -38,6 +38,6 @@ class ConcurrencyLimit:
 
     def release(self) -> None:
         """Give back a slot taken by :meth:`try_acquire`."""
+        self._semaphore.release()  # ValueError on a release without an acquire
         with self._lock:
             self._active -= 1
-        self._semaphore.release()
