@@ -45,6 +45,8 @@ def post_stream(
     if content_length is None:
         overrides["wsgi.input_terminated"] = True
         overrides["CONTENT_LENGTH"] = ""
+    else:  # EnvironBuilder would measure the stream instead
+        overrides["CONTENT_LENGTH"] = str(content_length)
     return harness.client.open(
         path,
         method=method,
