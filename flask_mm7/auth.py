@@ -123,7 +123,9 @@ def _decode_basic(header: str | None) -> tuple[bytes, bytes, bool]:
 
 
 class IPAllowlist:
-    """Checks ``REMOTE_ADDR`` against networks; IPv4-mapped IPv6 addresses match as IPv4."""
+    """Checks ``REMOTE_ADDR`` against networks; IPv4-mapped IPv6 addresses match as IPv4
+    (``::ffff:203.0.113.5`` is in ``203.0.113.0/24``, and ``203.0.113.5`` in
+    ``::ffff:203.0.113.0/120``)."""
 
     def __init__(self, networks: t.Iterable[Network]) -> None:
         self.networks = tuple(networks)
@@ -145,6 +147,8 @@ class IPAllowlist:
                 candidates = [ipaddress.IPv6Address(str(address).partition("%")[0])]
             if address.ipv4_mapped is not None:
                 candidates.append(address.ipv4_mapped)
+        else:  # and an IPv4 client matches a network written as ::ffff:a.b.c.d/n
+            candidates.append(ipaddress.IPv6Address(f"::ffff:{address}"))
         return any(
             candidate in network
             for candidate in candidates

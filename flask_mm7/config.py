@@ -82,6 +82,8 @@ class Settings:
         # normalise the string forms once; a frozen dataclass needs object.__setattr__
         object.__setattr__(self, "basic_auth", auth.parse_credentials(self.basic_auth))
         object.__setattr__(self, "allowed_ips", auth.parse_networks(self.allowed_ips))
+        if isinstance(self.dedupe, str) and self.dedupe.strip().lower() in ("", "none", "off"):
+            object.__setattr__(self, "dedupe", None)
         dedupe.check_spec(self.dedupe)
 
     @property

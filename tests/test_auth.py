@@ -356,6 +356,17 @@ def test_allowlist_unit() -> None:
     assert not allow.allows("::ffff:11.0.0.1")
     assert not allow.allows(None)
     assert "10.0.0.0/8" in repr(allow)
+    mapped = IPAllowlist(parse_networks("::ffff:192.0.2.0/120") or ())
+    assert mapped.allows("192.0.2.9") and mapped.allows("::ffff:192.0.2.9")
+    assert not mapped.allows("192.0.3.9")
+
+
+def test_normalised_settings_survive_replace() -> None:
+    settings = Settings(basic_auth=CREDENTIALS, allowed_ips=ALLOWED)
+    middleware = MM7Middleware(settings=settings, path="/inbound", allow_anonymous=False)
+    assert middleware.settings.basic_auth == settings.basic_auth
+    assert middleware.settings.allowed_ips == settings.allowed_ips
+    assert middleware.settings.path == "/inbound"
 
 
 @pytest.mark.parametrize("value", ["10.0.0.5/8", "not-an-ip", "10.0.0.0/33", [42.5]])

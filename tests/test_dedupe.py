@@ -290,6 +290,12 @@ def test_invalid_dedupe_setting_fails_at_setup(value: t.Any) -> None:
         MM7(dedupe=value)
 
 
+@pytest.mark.parametrize("value", ["", "none", "Off", None])
+def test_dedupe_off_forms(value: t.Any) -> None:
+    assert Settings(dedupe=value).dedupe is None
+    assert Settings.from_mapping({"MM7_DEDUPE": value}).dedupe is None
+
+
 def test_a_store_object_is_accepted() -> None:
     store = MemoryStore()
     assert isinstance(store, DedupeStore)
