@@ -3,8 +3,10 @@ both adapters."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import pathlib
 import subprocess
 import sys
 import threading
@@ -398,21 +400,49 @@ def test_sqlite_store_purges_expired_rows(tmp_path: t.Any) -> None:
         db.close()
 
 
-def test_sqlite_store_leaves_no_connection_open(tmp_path: t.Any) -> None:
-    if not os.path.isdir("/proc/self/fd"):
-        pytest.skip("needs /proc")
-    path = tmp_path / "fd.db"
-    store = SQLiteStore(str(path))
-    store.complete("k", store.claim("k", "d").token, 1000, "ok")
-    store.claim("k", "d")
-    store.release("k", "x")
-    open_files = []
+def db_handles(path: pathlib.Path) -> list[str]:
+    found = []
     for fd in os.listdir("/proc/self/fd"):
         try:
-            open_files.append(os.readlink(f"/proc/self/fd/{fd}"))
+            target = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:
-            pass
-    assert not [name for name in open_files if name.startswith(str(path))]
+            continue
+        if target.startswith(str(path)):
+            found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_sqlite_store_pools_connections_and_closes_them(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "fd.db"
+    store = SQLiteStore(str(path))
+    assert db_handles(path) == []  # setup closes its connection
+    for i in range(20):
+        store.complete(str(i), store.claim(str(i), "d").token, 1000, "ok")
+    assert len(store._pool) == 1  # one connection reused, not one per operation
+    store.close()
+    assert db_handles(path) == []
+    store.claim("again", "d")  # usable after close
+    del store
+    gc.collect()  # the finalizer closes the pool
+    assert db_handles(path) == []
+
+
+def test_sqlite_store_after_fork_opens_its_own_connections(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_mm7 import dedupe
+
+    store = SQLiteStore(str(tmp_path / "f.db"))
+    store.claim("k", "d")
+    [inherited] = store._pool
+    monkeypatch.setattr(dedupe.os, "getpid", lambda: -1)  # as if we were a forked child
+    assert store.claim("k", "d").state == BUSY
+    assert inherited not in store._pool and inherited in dedupe._ABANDONED
+    store.close()
+    monkeypatch.undo()
+    dedupe._ABANDONED.remove(inherited)
+    inherited.close()
 
 
 def test_sqlite_claim_is_atomic_across_threads(tmp_path: t.Any) -> None:
