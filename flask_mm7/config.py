@@ -129,6 +129,8 @@ def _from_string(kind: object, value: str) -> t.Any:
         return int(value)
     if kind == "t.Optional[int]":
         return None if value.strip().lower() in ("", "none") else int(value)
+    if kind == "t.Optional[str]":
+        return value or None
     if kind == "bool":
         word = value.strip().lower()
         if word in ("1", "true", "yes", "on"):

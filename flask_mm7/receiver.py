@@ -237,8 +237,15 @@ class Receiver(HandlerRegistry):
                 operation,
                 transaction_id,
             )
-            error = Overloaded(StatusCode.SERVICE_UNAVAILABLE, "Request still in progress")
-            return self._error_reply(error, envelope)
+            reply = self._fault(
+                "Server",
+                StatusCode.SERVICE_UNAVAILABLE,
+                "Request still in progress",
+                envelope,
+                http_status=Overloaded.http_status,
+            )
+            reply.headers.append(("Retry-After", str(self.settings.retry_after)))
+            return reply
         logger.info(
             "MM7 %s %s is a retry: answered %s again without calling the handler",
             operation,

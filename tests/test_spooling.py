@@ -280,3 +280,9 @@ def test_spool_settings_from_flask_config(spool: pathlib.Path) -> None:
     assert app.test_client().post("/mm7", data=body, content_type=content_type).status_code == 200
     assert during == [1]
     assert_clean(spool, before)
+
+
+def test_empty_spool_dir_from_config_means_the_system_default() -> None:
+    from flask_mm7.config import Settings
+
+    assert Settings.from_mapping({"MM7_SPOOL_DIR": ""}).spool_dir is None
