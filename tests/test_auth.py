@@ -13,6 +13,8 @@ import pytest
 from conftest import Harness
 from flask import Flask
 from helpers import mm7_body
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sec_helpers import CountingInput, fault, post_stream
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.test import Client
@@ -428,3 +430,36 @@ def test_allow_anonymous_from_flask_config(
     app.config["MM7_ALLOW_ANONYMOUS"] = value
     MM7(app)
     assert bool(_warnings(caplog)) is warned
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+LATIN1 = st.text(st.characters(min_codepoint=0, max_codepoint=255), max_size=200)
+
+
+@settings(max_examples=300, deadline=None)
+@given(header=st.one_of(LATIN1, LATIN1.map(lambda s: "Basic " + s), st.binary(max_size=80)))
+def test_any_authorization_header_is_401_never_500(header: str | bytes) -> None:
+    if isinstance(header, bytes):  # arbitrary credentials, properly encoded
+        header = "Basic " + base64.b64encode(header).decode("ascii")
+    middleware = MM7Middleware(basic_auth=CREDENTIALS)
+    environ = {"REMOTE_ADDR": "192.0.2.1", "HTTP_AUTHORIZATION": header}
+    reply = middleware.check_access(environ)  # type: ignore[arg-type]
+    assert reply is not None and reply.status == 401
+
+
+@settings(max_examples=300, deadline=None)
+@given(remote_addr=st.one_of(LATIN1, st.ip_addresses().map(str)))
+def test_any_remote_addr_is_allowed_or_403_never_500(remote_addr: str) -> None:
+    allow = IPAllowlist(parse_networks(ALLOWED) or ())
+    assert allow.allows(remote_addr) in (True, False)
+
+
+def test_many_wrong_passwords_are_all_401() -> None:
+    harness = Harness("middleware", basic_auth=CREDENTIALS)
+    statuses = {
+        post(harness, {"Authorization": basic("relay", f"guess-{i}")}).status_code
+        for i in range(300)
+    }
+    assert statuses == {401}
+    assert harness.calls == []
