@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
+from . import auth, dedupe
 from .parts import Limits
 
 PREFIX = "MM7_"
@@ -36,16 +37,54 @@ class Settings:
     spool_threshold: int = 512 * 1024
     #: directory for spooled attachments; None uses the system's temporary directory
     spool_dir: t.Optional[str] = None
+    #: HTTP Basic credentials: ``"user:pass,user2:pass2"``, ``{user: pass}`` or pairs;
+    #: None accepts any client (401 without a match, before the body is read)
+    basic_auth: t.Any = dataclasses.field(default=None, repr=False)
+    #: the realm named in ``WWW-Authenticate``
+    auth_realm: str = "MM7"
+    #: client networks allowed on the MM7 path, ``"203.0.113.0/24,::1"`` or a list, matched
+    #: against ``REMOTE_ADDR`` (403 outside, before the body is read); None allows any
+    allowed_ips: t.Any = None
+    #: True silences the startup warning logged when neither basic_auth nor allowed_ips is set
+    allow_anonymous: bool = False
+    #: answer a retry of an acknowledged TransactionID without calling the handler again:
+    #: None (off), ``"memory"`` (this process), ``"sqlite:///path.db"`` (shared by workers) or
+    #: a :class:`~flask_mm7.dedupe.DedupeStore`
+    dedupe: t.Any = None
+    #: seconds an acknowledged TransactionID is remembered (make it the sender's retry horizon)
+    dedupe_ttl: int = 86400
+    #: most TransactionIDs the ``"memory"`` store keeps (least recently used dropped first)
+    dedupe_max_entries: int = 100_000
+    #: seconds after which a claim whose handler never finished (a killed worker) is given up
+    dedupe_claim_timeout: int = 300
+    #: most MM7 requests handled at once by this middleware; more get 503 (None: no cap)
+    max_concurrency: t.Optional[int] = None
+    #: the ``Retry-After`` seconds sent with a 503 (overload, duplicate still in progress)
+    retry_after: int = 5
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.type == "int" and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            if field.type in ("int", "t.Optional[int]") and not (
+                (value is None and field.type != "int")
+                or (not isinstance(value, bool) and isinstance(value, int) and value >= 1)
             ):
                 raise ValueError(f"{field.name} must be a positive int, not {value!r}")
+            if field.type == "bool" and not isinstance(value, bool):
+                raise ValueError(f"{field.name} must be True or False, not {value!r}")
         if not self.path.startswith("/"):
             raise ValueError(f"path must start with '/', not {self.path!r}")
+        realm = self.auth_realm
+        if not (realm and realm.isascii() and realm.isprintable()) or any(
+            c in realm for c in '"\\'
+        ):
+            raise ValueError(f"auth_realm must be printable ASCII without quotes: {realm!r}")
+        # normalise the string forms once; a frozen dataclass needs object.__setattr__
+        object.__setattr__(self, "basic_auth", auth.parse_credentials(self.basic_auth))
+        object.__setattr__(self, "allowed_ips", auth.parse_networks(self.allowed_ips))
+        if isinstance(self.dedupe, str) and self.dedupe.strip().lower() in ("", "none", "off"):
+            object.__setattr__(self, "dedupe", None)
+        dedupe.check_spec(self.dedupe)
 
     @property
     def limits(self) -> Limits:
@@ -69,8 +108,8 @@ class Settings:
             key = prefix + field.name.upper()
             if key in config:
                 value = config[key]
-                if field.type == "int" and isinstance(value, str):
-                    value = int(value)
+                if isinstance(value, str):
+                    value = _from_string(field.type, value)
                 values[field.name] = value
         unknown = set(overrides) - {field.name for field in dataclasses.fields(cls)}
         if unknown:
@@ -82,3 +121,21 @@ class Settings:
     def config_defaults(cls, prefix: str = PREFIX) -> dict[str, t.Any]:
         """``{"MM7_PATH": "/mm7", ...}``: every config key with its default."""
         return {prefix + f.name.upper(): f.default for f in dataclasses.fields(cls)}
+
+
+def _from_string(kind: object, value: str) -> t.Any:
+    """A config string (an environment variable, say) as the field's type."""
+    if kind == "int":
+        return int(value)
+    if kind == "t.Optional[int]":
+        return None if value.strip().lower() in ("", "none") else int(value)
+    if kind == "t.Optional[str]":
+        return value or None
+    if kind == "bool":
+        word = value.strip().lower()
+        if word in ("1", "true", "yes", "on"):
+            return True
+        if word in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"not a boolean: {value!r}")
+    return value

@@ -110,3 +110,23 @@ class UnsupportedMediaType(RequestError):
     """The Content-Type is neither multipart nor XML (HTTP 415)."""
 
     http_status = 415
+
+
+class Unauthorized(RequestError):
+    """No or wrong HTTP Basic credentials (HTTP 401 with ``WWW-Authenticate``, 4001)."""
+
+    status_code = StatusCode.IMPROPER_IDENTIFICATION
+    http_status = 401
+
+
+class Forbidden(RequestError):
+    """The client's address is not in ``allowed_ips`` (HTTP 403, 4007)."""
+
+    status_code = StatusCode.SERVICE_DENIED
+    http_status = 403
+
+
+class Overloaded(ServiceUnavailable):
+    """Too many requests at once, or a duplicate still in its handler (HTTP 503, 4006)."""
+
+    http_status = 503

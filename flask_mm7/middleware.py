@@ -9,24 +9,37 @@ Wrap any WSGI app; requests for other paths reach it untouched (their body unrea
 
     application = MM7Middleware(other_wsgi_app, path="/mm7", on_deliver=receive)
 
-On the MM7 path it answers 405 to anything but POST, 415 to a body that is neither multipart
-nor XML, 400 to a malformed or short Content-Length, 411 when the length cannot be known, and
-413 to a body above ``max_content_length`` (chunked bodies are counted as they are read, so an
-oversized one is refused, never parsed truncated). Every such answer is a SOAP Fault. Needs
-Werkzeug only; never imports Flask.
+On the MM7 path it answers 403 to a client outside ``allowed_ips`` and 401 to one without the
+``basic_auth`` credentials (both before reading the body), 405 to anything but POST, 503 with
+``Retry-After`` above ``max_concurrency`` requests at once, 415 to a body that is neither
+multipart nor XML, 400 to a malformed or short Content-Length, 411 when the length cannot be
+known, and 413 to a body above ``max_content_length`` (chunked bodies are counted as they are
+read, so an oversized one is refused, never parsed truncated). Every such answer but the 405 is
+a SOAP Fault. Needs Werkzeug only; never imports Flask.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import typing as t
 
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.http import HTTP_STATUS_CODES
 
+from .auth import BasicAuth, IPAllowlist
 from .config import Settings
-from .errors import BodyTooLarge, IncompleteBody, MM7Error, UnsupportedMediaType
+from .errors import (
+    BodyTooLarge,
+    Forbidden,
+    IncompleteBody,
+    MM7Error,
+    Overloaded,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from .headers import parse_options
+from .overload import ConcurrencyLimit
 from .receiver import Handler, Receiver, Reply
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -34,6 +47,8 @@ if t.TYPE_CHECKING:  # pragma: no cover
 
 #: environ key under which the middleware leaves the reply's MM7 status for logging/tests
 ENVIRON_STATUS = "flask_mm7.status"
+
+logger = logging.getLogger(__name__)
 
 
 class _BoundedInput:
@@ -116,6 +131,23 @@ class MM7Middleware(Receiver):
         )
         self.app = app
         self._path = settings.path.rstrip("/") or "/"
+        #: the Basic credentials check, or None when ``basic_auth`` is unset
+        self.basic_auth = (
+            BasicAuth(settings.basic_auth, settings.auth_realm) if settings.basic_auth else None
+        )
+        #: the source-address check, or None when ``allowed_ips`` is unset
+        self.allowlist = IPAllowlist(settings.allowed_ips) if settings.allowed_ips else None
+        #: the cap on requests in progress, or None when ``max_concurrency`` is unset
+        self.concurrency = (
+            ConcurrencyLimit(settings.max_concurrency) if settings.max_concurrency else None
+        )
+        if self.basic_auth is None and self.allowlist is None and not settings.allow_anonymous:
+            logger.warning(
+                "flask_mm7 accepts MM7 requests on %s from anyone: set basic_auth and/or"
+                " allowed_ips (MM7_BASIC_AUTH, MM7_ALLOWED_IPS), or allow_anonymous=True if"
+                " something in front of this app already restricts access",
+                self._path,
+            )
 
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
@@ -125,13 +157,42 @@ class MM7Middleware(Receiver):
             if self.app is None:
                 return _plain(start_response, 404)
             return self.app(environ, start_response)
-        if environ.get("REQUEST_METHOD", "GET").upper() != "POST":
-            return _plain(start_response, 405, [("Allow", "POST")])
-        reply = self.handle(environ)
+        reply = self.check_access(environ)
+        if reply is None:
+            if environ.get("REQUEST_METHOD", "GET").upper() != "POST":
+                return _plain(start_response, 405, [("Allow", "POST")])
+            limit = self.concurrency
+            if limit is None:
+                reply = self.handle(environ)
+            elif limit.try_acquire():
+                try:
+                    reply = self.handle(environ)
+                finally:
+                    limit.release()
+            else:
+                reply = self._error_reply(
+                    Overloaded(4006, f"More than {limit.limit} requests at once; retry later")
+                )
         environ[ENVIRON_STATUS] = reply.status
         headers = [*reply.headers, ("Content-Length", str(len(reply.body)))]
         start_response(f"{reply.status} {HTTP_STATUS_CODES.get(reply.status, '')}", headers)
         return [reply.body]
+
+    def check_access(self, environ: WSGIEnvironment) -> Reply | None:
+        """The 403 or 401 reply for a client not allowed in, None for one that is.
+
+        Reads ``REMOTE_ADDR`` and ``HTTP_AUTHORIZATION`` only, never the body.
+        ``X-Forwarded-For`` counts only through ``werkzeug.middleware.proxy_fix.ProxyFix``
+        wrapped *outside* this middleware, which rewrites ``REMOTE_ADDR``.
+        """
+        if self.allowlist is not None and not self.allowlist.allows(environ.get("REMOTE_ADDR")):
+            return self._error_reply(Forbidden(4007, "Client address not allowed"))
+        auth = self.basic_auth
+        if auth is not None and not auth.check(environ.get("HTTP_AUTHORIZATION")):
+            reply = self._error_reply(Unauthorized(4001, "Authentication required"))
+            reply.headers.append(("WWW-Authenticate", auth.challenge))
+            return reply
+        return None
 
     def handle(self, environ: WSGIEnvironment) -> Reply:
         """Check the HTTP framing of an MM7 POST, then :meth:`receive` it."""

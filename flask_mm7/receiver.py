@@ -14,6 +14,10 @@ Answer policy (README "Answer policy"):
   HTTP 500 Fault (Server, 3000), logged with its traceback, which is never sent;
 * the request cannot be read as MM7 -> Fault (Client, 2007; 4003 for an unknown operation).
 
+With a ``dedupe`` store (see :mod:`flask_mm7.dedupe`), a retry of a transaction answered with
+HTTP 200 gets that answer again without a second handler call, and a retry arriving while the
+first is still in the handler gets a retryable Fault (HTTP 503, 4006).
+
 Knows nothing of WSGI or Flask.
 """
 
@@ -24,9 +28,9 @@ import typing as t
 
 from werkzeug.datastructures import Headers
 
-from . import soap
+from . import dedupe, soap
 from .config import Settings
-from .errors import MalformedRequest, MM7Error
+from .errors import MalformedRequest, MM7Error, Overloaded
 from .messages import Message, build_message, safe_headers
 from .parts import read_mime
 from .status import StatusCode, default_text
@@ -125,6 +129,13 @@ class Receiver(HandlerRegistry):
     ) -> None:
         super().__init__(handlers)
         self.settings = settings or Settings()
+        #: where answered transactions are remembered, or None (``settings.dedupe``)
+        self.dedupe: dedupe.DedupeStore | None = dedupe.make_store(
+            self.settings.dedupe,
+            ttl=self.settings.dedupe_ttl,
+            max_entries=self.settings.dedupe_max_entries,
+            claim_timeout=self.settings.dedupe_claim_timeout,
+        )
         if on_deliver is not None:
             self.on_deliver(on_deliver)
         if on_delivery_report is not None:
@@ -148,8 +159,9 @@ class Receiver(HandlerRegistry):
         envelope: soap.Envelope | None = None
         try:
             with body:
+                soap_data = body.root.getvalue()
                 envelope = soap.read_envelope(
-                    body.root.getvalue(),
+                    soap_data,
                     body.root.mimetype_params.get("charset"),
                     max_size=self.settings.max_soap_size,
                     max_depth=self.settings.max_xml_depth,
@@ -159,7 +171,7 @@ class Receiver(HandlerRegistry):
                 message = build_message(
                     envelope, body, safe_headers(headers.items()), envelope.mm7_version
                 )
-                return self._dispatch(envelope, message)
+                return self._dispatch(envelope, message, soap_data)
         except MM7Error as error:
             if envelope is not None:
                 error.transaction_id = error.transaction_id or envelope.transaction_id
@@ -169,7 +181,7 @@ class Receiver(HandlerRegistry):
             logger.exception("MM7 request failed inside flask_mm7")
             return self._fault("Server", StatusCode.SERVER_ERROR, "Server Error", envelope)
 
-    def _dispatch(self, envelope: soap.Envelope, message: Message) -> Reply:
+    def _dispatch(self, envelope: soap.Envelope, message: Message, soap_data: bytes = b"") -> Reply:
         operation = envelope.operation
         handler = self.handlers.get(operation)
         if handler is None:
@@ -179,6 +191,80 @@ class Receiver(HandlerRegistry):
                 envelope.transaction_id,
             )
             return self._fault("Server", StatusCode.SERVER_ERROR, "Server Error", envelope)
+        store = self.dedupe
+        if store is None or not envelope.transaction_id:
+            return self._run(handler, envelope, message)[0]
+        sender = getattr(message, "sender", None)
+        key = dedupe.make_key(operation, envelope.transaction_id, str(sender or ""))
+        content = dedupe.digest(soap_data)
+        claim = store.claim(key, content)
+        if claim.state != dedupe.NEW:
+            return self._duplicate(claim, content, envelope, message)
+        answer: tuple[int, str] | None = None
+        try:
+            reply, answer = self._run(handler, envelope, message)
+        finally:
+            if answer is None:  # a Fault (or an escaping BaseException): let the retry through
+                store.release(key, claim.token)
+        if answer is None:
+            return reply
+        try:
+            store.complete(key, claim.token, *answer)
+        except Exception:  # the handler succeeded: still answer it; a retry may repeat it
+            logger.exception(
+                "MM7 %s %s: the answer could not be recorded in the dedupe store",
+                operation,
+                envelope.transaction_id,
+            )
+        return reply
+
+    def _duplicate(
+        self, claim: dedupe.Claim, content: str, envelope: soap.Envelope, message: Message
+    ) -> Reply:
+        """The answer to a retry of a transaction that another request claimed."""
+        operation, transaction_id = envelope.operation, envelope.transaction_id
+        if claim.digest != content:
+            logger.warning(
+                "MM7 %s %s: same TransactionID as an earlier request but different content;"
+                " treated as a retry of it",
+                operation,
+                transaction_id,
+            )
+        if claim.state == dedupe.BUSY or claim.status_code is None:
+            logger.warning(
+                "MM7 %s %s: a retry arrived while the first request is still being handled;"
+                " answering a retryable fault",
+                operation,
+                transaction_id,
+            )
+            reply = self._fault(
+                "Server",
+                StatusCode.SERVICE_UNAVAILABLE,
+                "Request still in progress",
+                envelope,
+                http_status=Overloaded.http_status,
+            )
+            reply.headers.append(("Retry-After", str(self.settings.retry_after)))
+            return reply
+        logger.info(
+            "MM7 %s %s is a retry: answered %s again without calling the handler",
+            operation,
+            transaction_id,
+            claim.status_code,
+        )
+        return self._response(
+            envelope,
+            message,
+            claim.status_code,
+            claim.status_text or default_text(claim.status_code),
+        )
+
+    def _run(
+        self, handler: Handler, envelope: soap.Envelope, message: Message
+    ) -> tuple[Reply, tuple[int, str] | None]:
+        """Call the handler and turn its outcome into a reply (answer policy above), with the
+        (status, text) answered when the reply is a final HTTP 200 one."""
+        operation = envelope.operation
         try:
             result = self.call_handler(handler, message)
             code, text = _normalise(result)
@@ -190,12 +276,15 @@ class Receiver(HandlerRegistry):
                 operation,
                 envelope.transaction_id,
             )
-            return self._fault("Server", StatusCode.SERVER_ERROR, "Server Error", envelope)
+            return self._fault("Server", StatusCode.SERVER_ERROR, "Server Error", envelope), None
         logger.info("MM7 %s %s answered %s", operation, envelope.transaction_id, code)
         if _retryable(code):
-            return self._fault("Server", code, text, envelope)
+            return self._fault("Server", code, text, envelope), None
+        return self._response(envelope, message, code, text), (code, text)
+
+    def _response(self, envelope: soap.Envelope, message: Message, code: int, text: str) -> Reply:
         body = soap.write_response(
-            operation,
+            envelope.operation,
             transaction_id=envelope.transaction_id,
             namespace=envelope.namespace,
             mm7_version=message.mm7_version,
@@ -209,7 +298,7 @@ class Receiver(HandlerRegistry):
             logger.error("MM7 request refused: %s", error)
         else:
             logger.warning("MM7 request refused: %s", error)
-        return self._fault(
+        reply = self._fault(
             error.fault_code,
             error.status_code,
             error.status_text,
@@ -218,6 +307,9 @@ class Receiver(HandlerRegistry):
             transaction_id=error.transaction_id,
             namespace=error.namespace,
         )
+        if error.http_status == 503:
+            reply.headers.append(("Retry-After", str(self.settings.retry_after)))
+        return reply
 
     def _fault(
         self,
