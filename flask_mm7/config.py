@@ -7,6 +7,7 @@ config key (``max_parts`` -> ``MM7_MAX_PARTS``). Knows nothing of WSGI or Flask.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing as t
 
 from . import auth, dedupe
@@ -37,6 +38,10 @@ class Settings:
     spool_threshold: int = 512 * 1024
     #: directory for spooled attachments; None uses the system's temporary directory
     spool_dir: t.Optional[str] = None
+    #: a body whose Content-Length is at most this many bytes is parsed in memory whatever
+    #: its parts' sizes (several times faster than spooling); larger or chunked bodies spool
+    #: every part above ``spool_threshold``
+    max_memory_body_size: int = 8 * 1024 * 1024
     #: HTTP Basic credentials: ``"user:pass,user2:pass2"``, ``{user: pass}`` or pairs;
     #: None accepts any client (401 without a match, before the body is read)
     basic_auth: t.Any = dataclasses.field(default=None, repr=False)
@@ -86,8 +91,9 @@ class Settings:
             object.__setattr__(self, "dedupe", None)
         dedupe.check_spec(self.dedupe)
 
-    @property
+    @functools.cached_property
     def limits(self) -> Limits:
+        """The parser's share of the settings (built once)."""
         return Limits(
             max_parts=self.max_parts,
             max_depth=self.max_depth,
@@ -95,6 +101,7 @@ class Settings:
             max_soap_size=self.max_soap_size,
             spool_threshold=self.spool_threshold,
             spool_dir=self.spool_dir,
+            max_memory_body_size=self.max_memory_body_size,
         )
 
     @classmethod

@@ -61,6 +61,8 @@ class _BoundedInput:
 
     def __init__(self, raw: t.IO[bytes], length: int | None, limit: int) -> None:
         self._raw = raw
+        #: the Content-Length, or None for a chunked body
+        self.length = length
         self._remaining = length
         self._limit = limit
         self._total = 0
@@ -203,7 +205,7 @@ class MM7Middleware(Receiver):
             stream = self._input(environ)
         except MM7Error as error:
             return self._error_reply(error)
-        return self.receive(stream, headers)  # type: ignore[arg-type]
+        return self.receive(stream, headers, stream.length)  # type: ignore[arg-type]
 
     def _input(self, environ: WSGIEnvironment) -> _BoundedInput:
         limit = self.settings.max_content_length

@@ -147,10 +147,20 @@ class Receiver(HandlerRegistry):
         """Run ``handler(message)``; adapters override this to add context (Flask's app)."""
         return handler(message)
 
-    def receive(self, stream: t.IO[bytes], headers: Headers) -> Reply:
-        """Answer one request whose body is ``stream`` and whose HTTP headers are ``headers``."""
+    def receive(
+        self, stream: t.IO[bytes], headers: Headers, content_length: int | None = None
+    ) -> Reply:
+        """Answer one request whose body is ``stream`` and whose HTTP headers are ``headers``.
+
+        ``content_length``, when known, lets a small body be parsed in memory.
+        """
         try:
-            body = read_mime(stream, headers.get("Content-Type"), limits=self.settings.limits)
+            body = read_mime(
+                stream,
+                headers.get("Content-Type"),
+                limits=self.settings.limits,
+                content_length=content_length,
+            )
         except MM7Error as error:
             return self._error_reply(error)
         except Exception:

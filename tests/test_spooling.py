@@ -68,7 +68,7 @@ def spool(tmp_path: pathlib.Path) -> pathlib.Path:
 
 
 def harness_for(kind: str, spool: pathlib.Path) -> Harness:
-    return Harness(kind, spool_threshold=THRESHOLD, spool_dir=str(spool))
+    return Harness(kind, spool_threshold=THRESHOLD, spool_dir=str(spool), max_memory_body_size=1)
 
 
 def assert_clean(spool: pathlib.Path, before: int) -> None:
@@ -228,7 +228,9 @@ def test_nothing_left_when_the_body_stops_after_a_spooled_part(
     options: dict[str, t.Any] = {}
     if how == "chunked-over-limit":
         options["max_content_length"] = cut
-    harness = Harness(kind, spool_threshold=THRESHOLD, spool_dir=str(spool), **options)
+    harness = Harness(
+        kind, spool_threshold=THRESHOLD, spool_dir=str(spool), max_memory_body_size=1, **options
+    )
     before = open_handle_count()
     if how == "disconnect":
         stream: CountingInput = BreakingInput(body, cut)
@@ -270,7 +272,10 @@ def test_many_requests_leave_nothing_behind(kind: str, spool: pathlib.Path) -> N
 def test_spool_settings_from_flask_config(spool: pathlib.Path) -> None:
     app = Flask("cfg")
     app.config.update(
-        MM7_SPOOL_DIR=str(spool), MM7_SPOOL_THRESHOLD=str(THRESHOLD), MM7_ALLOW_ANONYMOUS=True
+        MM7_SPOOL_DIR=str(spool),
+        MM7_SPOOL_THRESHOLD=str(THRESHOLD),
+        MM7_MAX_MEMORY_BODY_SIZE="1",
+        MM7_ALLOW_ANONYMOUS=True,
     )
     mm7 = MM7(app)
     during: list[int] = []
@@ -286,3 +291,14 @@ def test_empty_spool_dir_from_config_means_the_system_default() -> None:
     from flask_mm7.config import Settings
 
     assert Settings.from_mapping({"MM7_SPOOL_DIR": ""}).spool_dir is None
+
+
+@pytest.mark.parametrize("kind", ["middleware", "extension"])
+def test_small_bodies_stay_in_memory_whatever_the_part_size(spool: pathlib.Path, kind: str) -> None:
+    # a body whose Content-Length is within max_memory_body_size is parsed in memory
+    harness = Harness(kind, spool_threshold=THRESHOLD, spool_dir=str(spool))
+    during: list[int] = []
+    harness.behaviour = lambda msg: during.append(len(handles_in(spool)))
+    body, content_type = body_with(BIG)
+    assert harness.post(body, content_type).status_code == 200
+    assert during == [0]
