@@ -119,30 +119,35 @@ class DeliverRequest(_Request):
 
 
 @dataclasses.dataclass(frozen=True)
-class DeliveryReport(_Request):
-    """An MM7_delivery_report.REQ: what became of a message you sent."""
-
+class _Report(_Request):
+    #: the MessageID of the message you sent
     message_id: str | None = None
+    #: the handset the message went to
     recipient: Address | None = None
+    #: your short code or number, as the relay names it
     sender: Address | None = None
     timestamp: datetime.datetime | None = None
-    #: e.g. ``Retrieved``, ``Rejected``, ``Expired``, ``Indeterminate``, ``Forwarded``
     mm_status: str | None = None
-    mm_status_extension: str | None = None
     status_text: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
-class ReadReply(_Request):
-    """An MM7_read_reply.REQ: the recipient read (or deleted) a message you sent."""
+class DeliveryReport(_Report):
+    """An MM7_delivery_report.REQ: what became of a message you sent.
 
-    message_id: str | None = None
-    recipient: Address | None = None
-    sender: Address | None = None
-    timestamp: datetime.datetime | None = None
-    #: e.g. ``Read``, ``Deleted``, ``Indeterminate``
-    mm_status: str | None = None
-    status_text: str | None = None
+    ``mm_status`` is e.g. ``Retrieved``, ``Rejected``, ``Expired``, ``Indeterminate``,
+    ``Forwarded``; ``timestamp`` comes from the ``Date`` element.
+    """
+
+    mm_status_extension: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadReply(_Report):
+    """An MM7_read_reply.REQ: the recipient read (or deleted) a message you sent.
+
+    ``mm_status`` is e.g. ``Read``, ``Deleted``, ``Indeterminate``.
+    """
 
 
 Message = t.Union[DeliverRequest, DeliveryReport, ReadReply]
@@ -271,27 +276,24 @@ def build_message(
     def get(name: str) -> str | None:
         return text_of(fields.get(name))
 
-    if envelope.operation == "DeliveryReportReq":
-        return DeliveryReport(
-            **common,
-            message_id=get("MessageID"),
-            recipient=_first_address(fields.get("Recipient"), "To"),
-            sender=_first_address(fields.get("Sender")),
-            timestamp=parse_datetime(get("Date") or get("TimeStamp")),
-            mm_status=get("MMStatus"),
-            mm_status_extension=get("MMStatusExtension"),
-            status_text=get("StatusText"),
-        )
-    if envelope.operation == "ReadReplyReq":
-        return ReadReply(
-            **common,
-            message_id=get("MessageID"),
-            recipient=_first_address(fields.get("Recipient"), "To"),
-            sender=_first_address(fields.get("Sender")),
-            timestamp=parse_datetime(get("TimeStamp") or get("Date")),
-            mm_status=get("MMStatus"),
-            status_text=get("StatusText"),
-        )
+    if envelope.operation in ("DeliveryReportReq", "ReadReplyReq"):
+        is_report = envelope.operation == "DeliveryReportReq"
+        report: dict[str, t.Any] = {
+            "message_id": get("MessageID"),
+            "recipient": _first_address(fields.get("Recipient"), "To"),
+            "sender": _first_address(fields.get("Sender")),
+            # a report's time is its Date, a read reply's its TimeStamp; relays mix them up
+            "timestamp": parse_datetime(
+                (get("Date") or get("TimeStamp"))
+                if is_report
+                else (get("TimeStamp") or get("Date"))
+            ),
+            "mm_status": get("MMStatus"),
+            "status_text": get("StatusText"),
+        }
+        if is_report:
+            return DeliveryReport(**common, **report, mm_status_extension=get("MMStatusExtension"))
+        return ReadReply(**common, **report)
     content = fields.get("Content")
     href = attribute(content, "href") if content is not None else None
     if href and body.parts and not body.find(href):

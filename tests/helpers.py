@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import random
 import typing as t
@@ -151,3 +152,16 @@ def splits(data: bytes, seed: int = 0) -> t.Iterator[list[bytes]]:
     for _ in range(20):
         cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(1, 12))))
         yield [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
+
+
+def handles_in(directory: pathlib.Path) -> list[str]:
+    """Targets of this process's open file descriptors inside ``directory``."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(directory)):
+            found.append(target)
+    return found

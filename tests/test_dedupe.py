@@ -16,7 +16,7 @@ import typing as t
 import pytest
 from conftest import Harness
 from flask import Flask
-from helpers import deliver_inner, envelope, mm7_body, parse_reply
+from helpers import deliver_inner, envelope, handles_in, mm7_body, parse_reply
 from sec_helpers import fault
 from werkzeug.test import Client
 
@@ -400,32 +400,20 @@ def test_sqlite_store_purges_expired_rows(tmp_path: t.Any) -> None:
         db.close()
 
 
-def db_handles(path: pathlib.Path) -> list[str]:
-    found = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith(str(path)):
-            found.append(target)
-    return found
-
-
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
 def test_sqlite_store_pools_connections_and_closes_them(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "fd.db"
     store = SQLiteStore(str(path))
-    assert db_handles(path) == []  # setup closes its connection
+    assert handles_in(path) == []  # setup closes its connection
     for i in range(20):
         store.complete(str(i), store.claim(str(i), "d").token, 1000, "ok")
     assert len(store._pool) == 1  # one connection reused, not one per operation
     store.close()
-    assert db_handles(path) == []
+    assert handles_in(path) == []
     store.claim("again", "d")  # usable after close
     del store
     gc.collect()  # the finalizer closes the pool
-    assert db_handles(path) == []
+    assert handles_in(path) == []
 
 
 def test_sqlite_store_after_fork_opens_its_own_connections(

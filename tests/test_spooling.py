@@ -12,7 +12,7 @@ import typing as t
 import pytest
 from conftest import Harness
 from flask import Flask
-from helpers import envelope, mm7_body, multipart, parse_reply
+from helpers import envelope, handles_in, mm7_body, multipart, parse_reply
 from sec_helpers import CountingInput, post_stream
 
 from flask_mm7 import MM7, Attachment
@@ -25,19 +25,6 @@ KINDS = ["middleware", "extension"]
 THRESHOLD = 4096
 BIG = bytes(range(256)) * 200  # 51,200 bytes: spooled
 SMALL = b"small text"
-
-
-def handles_in(directory: pathlib.Path) -> list[str]:
-    """Targets of this process's open file descriptors inside ``directory``."""
-    found = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith(str(directory)):
-            found.append(target)
-    return found
 
 
 def open_handle_count() -> int:
