@@ -31,7 +31,25 @@ from .messages import Message, build_message, safe_headers
 from .parts import read_mime
 from .status import StatusCode, default_text
 
-logger = logging.getLogger(__name__)
+if t.TYPE_CHECKING:  # pragma: no cover
+    _LoggerAdapter = logging.LoggerAdapter[logging.Logger]
+else:
+    _LoggerAdapter = logging.LoggerAdapter
+
+
+class _QuietLogger(_LoggerAdapter):
+    """Our logger, minus one failure mode: a logging handler that raises (a full disk, a dead
+    log shipper) must not change the reply, e.g. turn a stored message's 1000 into a 500."""
+
+    def log(self, level: int, msg: object, *args: t.Any, **kwargs: t.Any) -> None:
+        kwargs.setdefault("stacklevel", 2)  # report the caller, not this method
+        try:
+            super().log(level, msg, *args, **kwargs)
+        except Exception:
+            pass
+
+
+logger = _QuietLogger(logging.getLogger(__name__), {})
 
 Handler = t.Callable[[t.Any], t.Any]
 F = t.TypeVar("F", bound=Handler)
