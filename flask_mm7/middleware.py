@@ -21,7 +21,6 @@ a SOAP Fault. Needs Werkzeug only; never imports Flask.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import typing as t
 
 from werkzeug.datastructures import EnvironHeaders
@@ -39,6 +38,7 @@ from .errors import (
     UnsupportedMediaType,
 )
 from .headers import parse_options
+from .logs import get_logger
 from .overload import ConcurrencyLimit
 from .receiver import Handler, Receiver, Reply
 
@@ -48,7 +48,7 @@ if t.TYPE_CHECKING:  # pragma: no cover
 #: environ key under which the middleware leaves the reply's MM7 status for logging/tests
 ENVIRON_STATUS = "flask_mm7.status"
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 class _BoundedInput:

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import binascii
 import dataclasses
-import logging
 import tempfile
 import typing as t
 
 from .attachments import Attachment, strip_id
 from .errors import LimitExceeded, MalformedRequest
 from .headers import parse_options
+from .logs import get_logger
 from .mime import MultipartDecoder, PartStart, header_value
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 _XML_TYPES = ("text/xml", "application/xml", "application/soap+xml")
 _B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"

@@ -23,7 +23,6 @@ Knows nothing of WSGI or Flask.
 
 from __future__ import annotations
 
-import logging
 import typing as t
 
 from werkzeug.datastructures import Headers
@@ -31,11 +30,12 @@ from werkzeug.datastructures import Headers
 from . import dedupe, soap
 from .config import Settings
 from .errors import MalformedRequest, MM7Error, Overloaded
+from .logs import get_logger
 from .messages import Message, build_message, safe_headers
 from .parts import read_mime
 from .status import StatusCode, default_text
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 Handler = t.Callable[[t.Any], t.Any]
 F = t.TypeVar("F", bound=Handler)

@@ -1,0 +1,111 @@
+"""The WSGI app ``test_load.py`` runs under gunicorn: an idempotent store that fails at random.
+
+Its DeliverReq handler stores each message in SQLite keyed by TransactionID (UNIQUE, so a retry
+of a stored message succeeds without a second row) and misbehaves on purpose:
+
+* ``LOADAPP_FAIL_BEFORE`` (share of calls) raise RuntimeError before storing;
+* ``LOADAPP_FAIL_AFTER`` store, commit, then raise: the classic lost reply;
+* ``LOADAPP_SLEEP`` sleep 10-80 ms first.
+
+Every outcome is recorded in an ``events`` table so the test can count handler failures
+across worker processes. Configured by environment variables (gunicorn passes its own on).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import sqlite3
+import threading
+import time
+import typing as t
+
+from flask_mm7 import MM7Middleware
+
+DB = os.environ.get("LOADAPP_DB", "loadapp.sqlite3")
+FAIL_BEFORE = float(os.environ.get("LOADAPP_FAIL_BEFORE", "0.15"))
+FAIL_AFTER = float(os.environ.get("LOADAPP_FAIL_AFTER", "0.04"))
+SLEEP = float(os.environ.get("LOADAPP_SLEEP", "0.05"))
+PID_DIR = os.environ.get("LOADAPP_PID_DIR")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    transaction_id TEXT PRIMARY KEY,
+    sender TEXT,
+    size INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    pid INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (kind TEXT NOT NULL, transaction_id TEXT, pid INTEGER);
+"""
+
+_local = threading.local()
+_rng = random.Random(int(os.environ.get("LOADAPP_SEED", "7")) * 100_003 + os.getpid())
+_rng_lock = threading.Lock()
+
+
+def connect(path: str = DB) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA busy_timeout=30000")
+    return connection
+
+
+def _db() -> sqlite3.Connection:
+    connection: sqlite3.Connection | None = getattr(_local, "db", None)
+    if connection is None:
+        connection = _local.db = connect()
+    return connection
+
+
+def _event(kind: str, transaction_id: str) -> None:
+    _db().execute("INSERT INTO events VALUES (?, ?, ?)", (kind, transaction_id, os.getpid()))
+
+
+def _roll() -> float:
+    with _rng_lock:
+        return _rng.random()
+
+
+def receive(msg: t.Any) -> tuple[int, str]:
+    tid = msg.transaction_id
+    _event("call", tid)
+    roll = _roll()
+    if roll < FAIL_BEFORE:
+        _event("fail_before", tid)
+        raise RuntimeError("simulated failure before storing")
+    if roll < FAIL_BEFORE + SLEEP:
+        _event("sleep", tid)
+        time.sleep(0.01 + 0.07 * _roll())
+    digest = hashlib.sha256()
+    size = 0
+    for attachment in msg.attachments:
+        data = attachment.read()
+        digest.update(data)
+        size += len(data)
+    cursor = _db().execute(
+        "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?)",
+        (tid, str(msg.sender), size, digest.hexdigest(), os.getpid()),
+    )
+    if cursor.rowcount == 0:
+        _event("duplicate", tid)  # a retry of a stored message: success, no second row
+    if _roll() < FAIL_AFTER:
+        _event("fail_after", tid)
+        raise RuntimeError("simulated failure after storing: the reply is lost")
+    return 1000, "Stored"
+
+
+def _setup() -> None:
+    connection = connect()
+    try:
+        connection.executescript(SCHEMA)
+    finally:
+        connection.close()
+    if PID_DIR:
+        with open(os.path.join(PID_DIR, str(os.getpid())), "w") as f:
+            f.write(str(os.getpid()))
+
+
+_setup()
+application = MM7Middleware(None, on_deliver=receive, spool_threshold=4096)
