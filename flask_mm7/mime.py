@@ -61,6 +61,8 @@ _FOLD = re.compile(r"[\r\n][ \t]")
 _MULTIPART = re.compile(r"(?im)^content-type[ \t]*:[ \t]*multipart/")
 #: what an incomplete line may hold and still turn out to be a header or a blank line
 _HEADER_PREFIX = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]*(?:[ \t]*(?::[^\r\n]*)?)?")
+#: where a delimiter (or the line break before one) may begin
+_DELIMITER_START = re.compile(rb"-|\r\n?|\n")
 #: the blank line that ends a header block (blanks on it tolerated)
 _BLANK_LINE = re.compile(rb"[ \t]*" + _EOL)
 
@@ -146,6 +148,8 @@ class MultipartDecoder:
         self._delimiters: list[bytes] = [b"--" + boundary]
         #: the prefix all open delimiters share, searched for first
         self._common = self._delimiters[0]
+        #: ``_common`` for each shorter stack of delimiters, restored when a level closes
+        self._commons: list[bytes] = []
         # unconsumed input is self._buffer[self._pos:]; consuming only moves the index
         self._buffer = b""
         self._pos = 0
@@ -184,6 +188,7 @@ class MultipartDecoder:
                 events.append(PartEnd(depth))
             del self._delimiters[1:]
             self._common = self._delimiters[0]
+            self._commons.clear()
             self._state = _DONE
         self._buffer = b""
         self._pos = 0
@@ -290,7 +295,7 @@ class MultipartDecoder:
 
     def _pop(self) -> None:
         self._delimiters.pop()
-        self._common = _common_prefix(self._delimiters)
+        self._common = self._commons.pop()
 
     def _safe_end(self) -> int:
         """How far the buffer can be released when it holds no whole delimiter.
@@ -301,16 +306,12 @@ class MultipartDecoder:
         buf = self._buffer
         size = len(buf)
         start = max(self._pos, size - max(len(d) for d in self._delimiters) - 2)
-        for index in range(start, size):
-            byte = buf[index]
-            if byte == 45:  # "-": a delimiter glued to the data may start here
-                rest = buf[index:]
-            elif byte in (10, 13):  # a line break, then perhaps a delimiter
-                rest = buf[index + 1 :]
-                if byte == 13 and rest[:1] == b"\n":
-                    rest = rest[1:]
-            else:
-                continue
+        # only "-" and line breaks can start a delimiter: the regex skips the other bytes in C
+        # (a Python loop over the ~46 tail bytes cost ~3 µs per 64 KiB chunk)
+        for match in _DELIMITER_START.finditer(buf, start):
+            index = match.start()
+            # at a "-" a delimiter glued to the data may start; after a line break, one may follow
+            rest = buf[index:] if buf[index] == 45 else buf[match.end() :]
             if any(d.startswith(rest) for d in self._delimiters):
                 return index
         return size
@@ -366,7 +367,8 @@ class MultipartDecoder:
         except UnicodeEncodeError:
             raw = boundary.encode()
         self._delimiters.append(b"--" + raw)
-        self._common = _common_prefix(self._delimiters)
+        self._commons.append(self._common)
+        self._common = _common_prefix(self._common, self._delimiters[-1])
         self._state = _DISCARD  # the nested multipart's preamble
         return True
 
@@ -389,16 +391,17 @@ class MultipartDecoder:
         return _HEADER_PREFIX.fullmatch(buf, end) is not None
 
 
-def _common_prefix(delimiters: list[bytes]) -> bytes:
-    """The longest prefix all delimiters share (``--`` at least)."""
-    first = delimiters[0]
-    size = min(len(d) for d in delimiters)
-    for other in delimiters[1:]:
-        index = 2
-        while index < size and other[index] == first[index]:
-            index += 1
-        size = index
-    return first[:size]
+def _common_prefix(common: bytes, delimiter: bytes) -> bytes:
+    """The longest prefix ``common`` (what the open delimiters share) and a new one share.
+
+    Both start with ``--``. Instead of a Python loop over the bytes (~1 µs for JavaMail's
+    17 shared ones), the two prefixes are read as big-endian integers and XORed: the highest
+    set bit of the result is in the first byte that differs.
+    """
+    size = min(len(common), len(delimiter))
+    diff = int.from_bytes(common[:size], "big") ^ int.from_bytes(delimiter[:size], "big")
+    # diff has (bit_length + 7) // 8 significant bytes: the bytes before them are equal
+    return common[: size - (diff.bit_length() + 7) // 8]
 
 
 def _line_break_before(buf: bytes, end: int, start: int) -> int:
