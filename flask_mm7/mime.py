@@ -150,6 +150,8 @@ class MultipartDecoder:
         self._common = self._delimiters[0]
         #: ``_common`` for each shorter stack of delimiters, restored when a level closes
         self._commons: list[bytes] = []
+        #: one PartEnd per depth reached, reused: an event per part is a NamedTuple call saved
+        self._ends = [PartEnd(0)]
         # unconsumed input is self._buffer[self._pos:]; consuming only moves the index
         self._buffer = b""
         self._pos = 0
@@ -180,12 +182,12 @@ class MultipartDecoder:
                 end -= _line_break_before(self._buffer, end, self._pos)
                 if end > self._pos:
                     events.append(self._buffer[self._pos : end])
-                events.append(PartEnd(len(self._delimiters) - 1))
+                events.append(self._ends[len(self._delimiters) - 1])
             if self.part_count == 0:
                 raise MalformedRequest(2007, "No multipart delimiter found in the body")
             self.defects.append("missing close delimiter")
             for depth in range(len(self._delimiters) - 2, -1, -1):
-                events.append(PartEnd(depth))
+                events.append(self._ends[depth])
             del self._delimiters[1:]
             self._common = self._delimiters[0]
             self._commons.clear()
@@ -272,25 +274,26 @@ class MultipartDecoder:
     ) -> None:
         buf = self._buffer
         pos = self._pos
+        delimiters = self._delimiters
+        ends = self._ends
         if self._state == _BODY:
             data_end = start - _line_break_before(buf, start, pos)
             if data_end > pos:
                 events.append(buf[pos:data_end])
-            events.append(PartEnd(len(self._delimiters) - 1))
+            events.append(ends[len(delimiters) - 1])
         self._pos = end
-        delimiters = self._delimiters
         # a delimiter of an outer level closes the inner multiparts still open
         while len(delimiters) - 1 > level:
             self._pop()
             self.defects.append("nested multipart without close delimiter")
-            events.append(PartEnd(len(delimiters) - 1))
+            events.append(ends[len(delimiters) - 1])
         if not is_close:
             self._state = _HEADERS
         elif level == 0:
             self._state = _DONE
         else:
             self._pop()
-            events.append(PartEnd(level - 1))
+            events.append(ends[level - 1])
             self._state = _DISCARD  # the container's epilogue
 
     def _pop(self) -> None:
@@ -367,6 +370,8 @@ class MultipartDecoder:
         except UnicodeEncodeError:
             raw = boundary.encode()
         self._delimiters.append(b"--" + raw)
+        if len(self._ends) < len(self._delimiters):
+            self._ends.append(PartEnd(len(self._ends)))
         self._commons.append(self._common)
         self._common = _common_prefix(self._common, self._delimiters[-1])
         self._state = _DISCARD  # the nested multipart's preamble

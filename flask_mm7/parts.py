@@ -356,13 +356,15 @@ def _choose_root(leaves: list[Attachment], start: str | None, defects: list[str]
     ``start`` is matched with or without angle brackets (OpenMarket sends ``start="soap-start"``
     for ``Content-ID: <soap-start>``). A ``start`` naming no part falls back like a missing one.
     """
-    top_level = [i for i, leaf in enumerate(leaves) if not leaf.container_ids]
+    # top-level parts only (no container_ids), scanned lazily: the usual root is the first
     if start is not None:
-        for i in top_level:
-            if leaves[i].content_id == start or leaves[i].content_location == start:
+        for i, leaf in enumerate(leaves):
+            if not leaf.container_ids and (
+                leaf.content_id == start or leaf.content_location == start
+            ):
                 return i
         defects.append("start parameter names no part")
-    for i in top_level:
-        if is_xml_type(leaves[i].mimetype):
+    for i, leaf in enumerate(leaves):
+        if not leaf.container_ids and is_xml_type(leaf.mimetype):
             return i
-    return top_level[0] if top_level else None
+    return next((i for i, leaf in enumerate(leaves) if not leaf.container_ids), None)
