@@ -181,6 +181,9 @@ class MultipartDecoder:
         events: list[Event] = []
         if self._state != _DONE:
             self._run(events, final=True)
+        # still not done: the close delimiter is missing (a "--b--" that ends the input is
+        # only taken by that final _run, then nothing is missing)
+        if self._state != _DONE:
             if self._state == _BODY:
                 end = len(self._buffer)
                 end -= _line_break_before(self._buffer, end, self._pos)
