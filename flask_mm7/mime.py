@@ -49,9 +49,12 @@ from .headers import parse_options
 _DELIMITER_TAIL = re.compile(rb"(--)?[ \t\xa0\xc2]*(\r\n|\n|\r)?")
 _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _EOL = rb"(?:\r\n|\n|\r)"
-#: a run of header lines: token, colon, value, line break, folded continuation lines
+#: a run of header lines (token, colon, value, line break, folded continuation lines), then
+#: group 1: the blank line that ends it, if there is one (blanks on it tolerated). Greedy, and
+#: the group is optional, so the run is the longest one whether or not a blank line follows.
 _HEADER_BLOCK = re.compile(
     rb"(?:" + _TOKEN + rb"[ \t]*:[^\r\n]*" + _EOL + rb"(?:[ \t]+[^\r\n]*" + _EOL + rb")*)*"
+    rb"([ \t]*" + _EOL + rb")?"
 )
 _TEXT_TOKEN = _TOKEN.decode()
 #: one header field inside such a run, decoded: (name, value). The run holds only header
@@ -67,8 +70,6 @@ _MULTIPART = re.compile(r"(?im)^content-type[ \t]*:[ \t]*multipart/")
 _HEADER_PREFIX = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]*(?:[ \t]*(?::[^\r\n]*)?)?")
 #: where a delimiter (or the line break before one) may begin
 _DELIMITER_START = re.compile(rb"-|\r\n?|\n")
-#: the blank line that ends a header block (blanks on it tolerated)
-_BLANK_LINE = re.compile(rb"[ \t]*" + _EOL)
 
 
 class PartStart(t.NamedTuple):
@@ -250,12 +251,12 @@ class MultipartDecoder:
                 end = tail.end()  # type: ignore[union-attr]
                 if end == size and not final:
                     return self._wait_at(hit, events)  # more padding or the LF may follow
-                is_close = tail.group(1) is not None  # type: ignore[union-attr]
-                if tail.group(2) is None and end != size:  # type: ignore[union-attr]
-                    if not is_close:
+                close_mark, line_break = tail.groups()  # type: ignore[union-attr]
+                if line_break is None and end != size:
+                    if close_mark is None:
                         continue  # "--b" followed by more boundary-ish text: data
                     end = after + 2  # "--b--" glued to what follows
-                self._at_delimiter(events, hit, end, level, is_close)
+                self._at_delimiter(events, hit, end, level, close_mark is not None)
                 return True
             hit = buf.find(common, hit + 1)
         if not final:  # else close() decides what the unterminated rest is
@@ -335,14 +336,17 @@ class MultipartDecoder:
         """
         buf = self._buffer
         pos = self._pos
-        if pos >= len(buf) and final:
+        if final and pos >= len(buf):
             return False  # "--b" then nothing: the close delimiter is missing
-        end = _HEADER_BLOCK.match(buf, pos).end()  # type: ignore[union-attr]
-        blank = _BLANK_LINE.match(buf, end)
-        stop = blank.end() if blank is not None else end
+        block = _HEADER_BLOCK.match(buf, pos)
+        stop = block.end()  # type: ignore[union-attr]
+        end = block.start(1)  # type: ignore[union-attr]
+        blank = end >= 0
+        if not blank:
+            end = stop
         if stop - pos > self.max_header_size:  # the blank line counts too
             raise LimitExceeded(2007, "Part header block too large")
-        if not final and (stop == len(buf) or blank is None) and self._block_may_go_on(end):
+        if not final and (stop == len(buf) or not blank) and self._block_may_go_on(end):
             if len(buf) - pos > self.max_header_size:
                 raise LimitExceeded(2007, "Part header block too large")
             return False
@@ -350,17 +354,21 @@ class MultipartDecoder:
         if end == pos:
             headers: list[tuple[str, str]] = []
         else:
-            text = _decode(buf[pos:end])
+            raw_block = buf[pos:end]
+            try:  # UTF-8 when valid (so U+00A0 strips as whitespace), else Latin-1
+                text = raw_block.decode()
+            except UnicodeDecodeError:
+                text = raw_block.decode("latin-1")
             # a fold is a line break then a blank; four C-level "in"s beat one regex search
             if "\n " in text or "\n\t" in text or "\r " in text or "\r\t" in text:
                 # RFC 5322 §2.2.3: unfold (whitespace runs, line breaks included, become one space)
                 headers = [(n, " ".join(v.split())) for n, v in _FOLDED_FIELD.findall(text)]
             else:  # the usual case, with the simpler regex
                 headers = [(name, value.strip()) for name, value in _FIELD.findall(text)]
-            if blank is None:
+            if not blank:
                 self.defects.append("no blank line after part headers")
-        self.part_count += 1
-        if self.part_count > self.max_parts:
+        count = self.part_count = self.part_count + 1
+        if count > self.max_parts:
             raise LimitExceeded(2007, f"More than {self.max_parts} MIME parts")
         depth = len(self._delimiters) - 1
         if end == pos or _MULTIPART.search(text) is None:
@@ -426,11 +434,3 @@ def _line_break_before(buf: bytes, end: int, start: int) -> int:
     if end - 1 >= start and buf[end - 1] in (10, 13):
         return 1
     return 0
-
-
-def _decode(raw: bytes) -> str:
-    """Header bytes as text: UTF-8 when valid (so U+00A0 strips as whitespace), else Latin-1."""
-    try:
-        return raw.decode()
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
