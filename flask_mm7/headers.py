@@ -5,7 +5,7 @@ continuations and charsets), but costs about 15 µs per call with parameters: mo
 whole per-part budget, and a body has several parts. This regex covers the plain forms every
 MM7 relay sends (quoted or not, any case, ``\\``-escapes, unquoted values holding ``/`` or
 ``=``) in about 1 µs and hands anything with an RFC 2231 ``*`` to Werkzeug. It is linear on
-hostile input (no nested quantifiers; an unterminated quote simply runs to the end: the
+hostile input (no ambiguous quantifiers; an unterminated quote simply runs to the end: the
 CVE-2024-24762 shape). Knows nothing of MIME framing, SOAP or WSGI.
 """
 
@@ -15,7 +15,11 @@ import re
 
 from werkzeug.http import parse_options_header
 
-_PARAMETER = re.compile(r';[ \t]*([^\s;=]+)[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"?|[^;]*)')
+#: ``; name = value``; a quoted value is written as Friedl's "unrolled loop" (a run of plain
+#: characters, then escape + run, ...): the same match as ``"(?:[^"\\]|\\.)*"?`` in one regex
+#: step per run instead of one per character (a 40-byte boundary: 2.6 → 0.8 µs), and still
+#: unambiguous, so linear
+_PARAMETER = re.compile(r';[ \t]*([^\s;=]+)[ \t]*=[ \t]*("[^"\\]*(?:\\.[^"\\]*)*"?|[^;]*)')
 _ESCAPE = re.compile(r"\\(.)")
 
 
@@ -34,11 +38,10 @@ def parse_options(value: str | None) -> tuple[str, dict[str, str]]:
         mimetype, decoded = parse_options_header(value)
         return mimetype.lower(), decoded
     options: dict[str, str] = {}
-    for match in _PARAMETER.finditer(";" + rest):
-        name = match.group(1).lower()
+    for name, raw in _PARAMETER.findall(";" + rest):
+        name = name.lower()
         if name in options:
             continue
-        raw = match.group(2)
         if raw[:1] == '"':
             raw = raw[1:-1] if len(raw) > 1 and raw[-1] == '"' else raw[1:]
             if "\\" in raw:
@@ -47,3 +50,18 @@ def parse_options(value: str | None) -> tuple[str, dict[str, str]]:
             raw = raw.strip()
         options[name] = raw
     return head.strip().lower(), options
+
+
+def parse_mimetype(value: str | None) -> str:
+    """``parse_options(value)[0]`` without parsing the parameters when it can be helped.
+
+    The media type is the text before the first ``;`` in both of parse_options' paths but the
+    RFC 2231 one (Werkzeug's), which is used here too. Saves ~1.5 µs per request for the
+    middleware's Content-Type check (a 4-parameter MM7 Content-Type).
+    """
+    if not value:
+        return ""
+    head, _, rest = value.partition(";")
+    if "*" in rest:
+        return parse_options(value)[0]
+    return head.strip().lower()

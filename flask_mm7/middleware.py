@@ -37,7 +37,7 @@ from .errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from .headers import parse_options
+from .headers import parse_mimetype
 from .logs import get_logger
 from .overload import ConcurrencyLimit
 from .receiver import Handler, Receiver, Reply
@@ -90,7 +90,7 @@ class _BoundedInput:
 
 
 def _acceptable_type(content_type: str | None) -> bool:
-    mimetype = parse_options(content_type)[0]
+    mimetype = parse_mimetype(content_type)
     if mimetype.startswith("multipart/"):
         return mimetype != "multipart/form-data"
     return mimetype in ("text/xml", "application/xml", "application/soap+xml") or (

@@ -49,20 +49,27 @@ from .headers import parse_options
 _DELIMITER_TAIL = re.compile(rb"(--)?[ \t\xa0\xc2]*(\r\n|\n|\r)?")
 _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _EOL = rb"(?:\r\n|\n|\r)"
-#: a run of header lines: token, colon, value, line break, folded continuation lines
+#: a run of header lines (token, colon, value, line break, folded continuation lines), then
+#: group 1: the blank line that ends it, if there is one (blanks on it tolerated). Greedy, and
+#: the group is optional, so the run is the longest one whether or not a blank line follows.
 _HEADER_BLOCK = re.compile(
     rb"(?:" + _TOKEN + rb"[ \t]*:[^\r\n]*" + _EOL + rb"(?:[ \t]+[^\r\n]*" + _EOL + rb")*)*"
+    rb"([ \t]*" + _EOL + rb")?"
 )
-#: one header field inside such a run, decoded: (name, value with any folds)
-_FIELD = re.compile(r"([^\s:]+)[ \t]*:([^\r\n]*(?:(?:\r\n|\n|\r)[ \t]+[^\r\n]*)*)")
-#: a folded line inside a header block
-_FOLD = re.compile(r"[\r\n][ \t]")
+_TEXT_TOKEN = _TOKEN.decode()
+#: one header field inside such a run, decoded: (name, value). The run holds only header
+#: lines (every name a token) and their continuation lines, so this finds every field...
+_FIELD = re.compile("(" + _TEXT_TOKEN + r")[ \t]*:([^\r\n]*)")
+#: ... when no line is folded; else this one, whose value takes the continuation lines too
+_FOLDED_FIELD = re.compile(
+    "(" + _TEXT_TOKEN + r")[ \t]*:([^\r\n]*(?:(?:\r\n|\n|\r)[ \t]+[^\r\n]*)*)"
+)
 #: a block holding a multipart Content-Type (then, and only then, its boundary matters)
 _MULTIPART = re.compile(r"(?im)^content-type[ \t]*:[ \t]*multipart/")
 #: what an incomplete line may hold and still turn out to be a header or a blank line
 _HEADER_PREFIX = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]*(?:[ \t]*(?::[^\r\n]*)?)?")
-#: the blank line that ends a header block (blanks on it tolerated)
-_BLANK_LINE = re.compile(rb"[ \t]*" + _EOL)
+#: where a delimiter (or the line break before one) may begin
+_DELIMITER_START = re.compile(rb"-|\r\n?|\n")
 
 
 class PartStart(t.NamedTuple):
@@ -146,6 +153,10 @@ class MultipartDecoder:
         self._delimiters: list[bytes] = [b"--" + boundary]
         #: the prefix all open delimiters share, searched for first
         self._common = self._delimiters[0]
+        #: ``_common`` for each shorter stack of delimiters, restored when a level closes
+        self._commons: list[bytes] = []
+        #: one PartEnd per depth reached, reused: an event per part is a NamedTuple call saved
+        self._ends = [PartEnd(0)]
         # unconsumed input is self._buffer[self._pos:]; consuming only moves the index
         self._buffer = b""
         self._pos = 0
@@ -171,19 +182,23 @@ class MultipartDecoder:
         events: list[Event] = []
         if self._state != _DONE:
             self._run(events, final=True)
+        # still not done: the close delimiter is missing (a "--b--" that ends the input is
+        # only taken by that final _run, then nothing is missing)
+        if self._state != _DONE:
             if self._state == _BODY:
                 end = len(self._buffer)
                 end -= _line_break_before(self._buffer, end, self._pos)
                 if end > self._pos:
                     events.append(self._buffer[self._pos : end])
-                events.append(PartEnd(len(self._delimiters) - 1))
+                events.append(self._ends[len(self._delimiters) - 1])
             if self.part_count == 0:
                 raise MalformedRequest(2007, "No multipart delimiter found in the body")
             self.defects.append("missing close delimiter")
             for depth in range(len(self._delimiters) - 2, -1, -1):
-                events.append(PartEnd(depth))
+                events.append(self._ends[depth])
             del self._delimiters[1:]
             self._common = self._delimiters[0]
+            self._commons.clear()
             self._state = _DONE
         self._buffer = b""
         self._pos = 0
@@ -236,12 +251,12 @@ class MultipartDecoder:
                 end = tail.end()  # type: ignore[union-attr]
                 if end == size and not final:
                     return self._wait_at(hit, events)  # more padding or the LF may follow
-                is_close = tail.group(1) is not None  # type: ignore[union-attr]
-                if tail.group(2) is None and end != size:  # type: ignore[union-attr]
-                    if not is_close:
+                close_mark, line_break = tail.groups()  # type: ignore[union-attr]
+                if line_break is None and end != size:
+                    if close_mark is None:
                         continue  # "--b" followed by more boundary-ish text: data
                     end = after + 2  # "--b--" glued to what follows
-                self._at_delimiter(events, hit, end, level, is_close)
+                self._at_delimiter(events, hit, end, level, close_mark is not None)
                 return True
             hit = buf.find(common, hit + 1)
         if not final:  # else close() decides what the unterminated rest is
@@ -267,30 +282,31 @@ class MultipartDecoder:
     ) -> None:
         buf = self._buffer
         pos = self._pos
+        delimiters = self._delimiters
+        ends = self._ends
         if self._state == _BODY:
             data_end = start - _line_break_before(buf, start, pos)
             if data_end > pos:
                 events.append(buf[pos:data_end])
-            events.append(PartEnd(len(self._delimiters) - 1))
+            events.append(ends[len(delimiters) - 1])
         self._pos = end
-        delimiters = self._delimiters
         # a delimiter of an outer level closes the inner multiparts still open
         while len(delimiters) - 1 > level:
             self._pop()
             self.defects.append("nested multipart without close delimiter")
-            events.append(PartEnd(len(delimiters) - 1))
+            events.append(ends[len(delimiters) - 1])
         if not is_close:
             self._state = _HEADERS
         elif level == 0:
             self._state = _DONE
         else:
             self._pop()
-            events.append(PartEnd(level - 1))
+            events.append(ends[level - 1])
             self._state = _DISCARD  # the container's epilogue
 
     def _pop(self) -> None:
         self._delimiters.pop()
-        self._common = _common_prefix(self._delimiters)
+        self._common = self._commons.pop()
 
     def _safe_end(self) -> int:
         """How far the buffer can be released when it holds no whole delimiter.
@@ -301,16 +317,12 @@ class MultipartDecoder:
         buf = self._buffer
         size = len(buf)
         start = max(self._pos, size - max(len(d) for d in self._delimiters) - 2)
-        for index in range(start, size):
-            byte = buf[index]
-            if byte == 45:  # "-": a delimiter glued to the data may start here
-                rest = buf[index:]
-            elif byte in (10, 13):  # a line break, then perhaps a delimiter
-                rest = buf[index + 1 :]
-                if byte == 13 and rest[:1] == b"\n":
-                    rest = rest[1:]
-            else:
-                continue
+        # only "-" and line breaks can start a delimiter: the regex skips the other bytes in C
+        # (a Python loop over the ~46 tail bytes cost ~3 µs per 64 KiB chunk)
+        for match in _DELIMITER_START.finditer(buf, start):
+            index = match.start()
+            # at a "-" a delimiter glued to the data may start; after a line break, one may follow
+            rest = buf[index:] if buf[index] == 45 else buf[match.end() :]
             if any(d.startswith(rest) for d in self._delimiters):
                 return index
         return size
@@ -324,14 +336,17 @@ class MultipartDecoder:
         """
         buf = self._buffer
         pos = self._pos
-        if pos >= len(buf) and final:
+        if final and pos >= len(buf):
             return False  # "--b" then nothing: the close delimiter is missing
-        end = _HEADER_BLOCK.match(buf, pos).end()  # type: ignore[union-attr]
-        blank = _BLANK_LINE.match(buf, end)
-        stop = blank.end() if blank is not None else end
+        block = _HEADER_BLOCK.match(buf, pos)
+        stop = block.end()  # type: ignore[union-attr]
+        end = block.start(1)  # type: ignore[union-attr]
+        blank = end >= 0
+        if not blank:
+            end = stop
         if stop - pos > self.max_header_size:  # the blank line counts too
             raise LimitExceeded(2007, "Part header block too large")
-        if not final and (stop == len(buf) or blank is None) and self._block_may_go_on(end):
+        if not final and (stop == len(buf) or not blank) and self._block_may_go_on(end):
             if len(buf) - pos > self.max_header_size:
                 raise LimitExceeded(2007, "Part header block too large")
             return False
@@ -339,14 +354,21 @@ class MultipartDecoder:
         if end == pos:
             headers: list[tuple[str, str]] = []
         else:
-            text = _decode(buf[pos:end])
-            headers = [(name, value.strip()) for name, value in _FIELD.findall(text)]
-            if _FOLD.search(text) is not None:  # RFC 5322 §2.2.3: unfold
-                headers = [(n, " ".join(v.split())) for n, v in headers]
-            if blank is None:
+            raw_block = buf[pos:end]
+            try:  # UTF-8 when valid (so U+00A0 strips as whitespace), else Latin-1
+                text = raw_block.decode()
+            except UnicodeDecodeError:
+                text = raw_block.decode("latin-1")
+            # a fold is a line break then a blank; four C-level "in"s beat one regex search
+            if "\n " in text or "\n\t" in text or "\r " in text or "\r\t" in text:
+                # RFC 5322 §2.2.3: unfold (whitespace runs, line breaks included, become one space)
+                headers = [(n, " ".join(v.split())) for n, v in _FOLDED_FIELD.findall(text)]
+            else:  # the usual case, with the simpler regex
+                headers = [(name, value.strip()) for name, value in _FIELD.findall(text)]
+            if not blank:
                 self.defects.append("no blank line after part headers")
-        self.part_count += 1
-        if self.part_count > self.max_parts:
+        count = self.part_count = self.part_count + 1
+        if count > self.max_parts:
             raise LimitExceeded(2007, f"More than {self.max_parts} MIME parts")
         depth = len(self._delimiters) - 1
         if end == pos or _MULTIPART.search(text) is None:
@@ -366,7 +388,10 @@ class MultipartDecoder:
         except UnicodeEncodeError:
             raw = boundary.encode()
         self._delimiters.append(b"--" + raw)
-        self._common = _common_prefix(self._delimiters)
+        if len(self._ends) < len(self._delimiters):
+            self._ends.append(PartEnd(len(self._ends)))
+        self._commons.append(self._common)
+        self._common = _common_prefix(self._common, self._delimiters[-1])
         self._state = _DISCARD  # the nested multipart's preamble
         return True
 
@@ -389,16 +414,17 @@ class MultipartDecoder:
         return _HEADER_PREFIX.fullmatch(buf, end) is not None
 
 
-def _common_prefix(delimiters: list[bytes]) -> bytes:
-    """The longest prefix all delimiters share (``--`` at least)."""
-    first = delimiters[0]
-    size = min(len(d) for d in delimiters)
-    for other in delimiters[1:]:
-        index = 2
-        while index < size and other[index] == first[index]:
-            index += 1
-        size = index
-    return first[:size]
+def _common_prefix(common: bytes, delimiter: bytes) -> bytes:
+    """The longest prefix ``common`` (what the open delimiters share) and a new one share.
+
+    Both start with ``--``. Instead of a Python loop over the bytes (~1 µs for JavaMail's
+    17 shared ones), the two prefixes are read as big-endian integers and XORed: the highest
+    set bit of the result is in the first byte that differs.
+    """
+    size = min(len(common), len(delimiter))
+    diff = int.from_bytes(common[:size], "big") ^ int.from_bytes(delimiter[:size], "big")
+    # diff has (bit_length + 7) // 8 significant bytes: the bytes before them are equal
+    return common[: size - (diff.bit_length() + 7) // 8]
 
 
 def _line_break_before(buf: bytes, end: int, start: int) -> int:
@@ -408,11 +434,3 @@ def _line_break_before(buf: bytes, end: int, start: int) -> int:
     if end - 1 >= start and buf[end - 1] in (10, 13):
         return 1
     return 0
-
-
-def _decode(raw: bytes) -> str:
-    """Header bytes as text: UTF-8 when valid (so U+00A0 strips as whitespace), else Latin-1."""
-    try:
-        return raw.decode()
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")

@@ -179,6 +179,17 @@ def test_nested_multipart_without_close_delimiter_is_closed_by_the_outer() -> No
     assert "nested multipart without close delimiter" in decoder.defects
 
 
+@pytest.mark.parametrize("end", [b"--b--", b"--b--\r\n", b"--b-- \t\r\n", b"--b--\n"])
+def test_close_delimiter_at_the_very_end_is_no_defect(end: bytes) -> None:
+    body = b"--b\r\nContent-Type: text/xml\r\n\r\n<a/>\r\n" + end
+    for chunks in splits(body):
+        decoder = MultipartDecoder(b"b")
+        for chunk in chunks:
+            decoder.feed(chunk)
+        decoder.close()
+        assert decoder.defects == [], chunks
+
+
 def test_nested_boundary_with_spaces_and_outer_prefix() -> None:
     inner = multipart([(["Content-Type: a/1"], b"--o2 is not mine")], "o 2")
     nested = (['Content-Type: multipart/mixed; boundary="o 2"'], inner)

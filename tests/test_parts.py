@@ -188,3 +188,44 @@ def test_spooled_files_are_closed_when_parsing_fails(monkeypatch: pytest.MonkeyP
     with pytest.raises(LimitExceeded):
         _read(body, "multipart/related; boundary=b", chunk_size=512, spool_threshold=1024)
     assert len(opened) == 1 and opened[0].closed
+
+
+def _snapshot(body: bytes, content_type: str, content_length: int | None, chunk_size: int):  # type: ignore[no-untyped-def]
+    """Everything read_mime tells about a body, as plain data."""
+    limits = Limits(chunk_size=chunk_size, spool_threshold=1 << 30)
+    with read_mime(
+        io.BytesIO(body), content_type, limits=limits, content_length=content_length
+    ) as result:
+        return [
+            (part._raw_headers, part.getvalue(), part.container_ids, part.index)
+            for part in (result.root, *result.parts)
+        ], result.defects
+
+
+def _one_piece_cases() -> dict[str, tuple[bytes, str]]:
+    from test_mime import QUIRKS  # the framing quirks, one body each
+
+    cases = {name: (body, "multipart/related; boundary=b") for name, body in QUIRKS.items()}
+    cases["seed-lf"] = (seed_body(), SEED_CONTENT_TYPE)
+    cases["seed-crlf"] = (seed_body(b"\r\n"), SEED_CONTENT_TYPE)
+    cases["encodings"] = (
+        _root_and(
+            [
+                (["Content-Transfer-Encoding: base64"], base64.encodebytes(BINARY)),
+                (["Content-Transfer-Encoding: quoted-printable"], quopri.encodestring(BINARY)),
+                (["Content-Type: image/png"], BINARY),
+            ]
+        ),
+        "multipart/related; boundary=b",
+    )
+    return cases
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"), _one_piece_cases().values(), ids=_one_piece_cases().keys()
+)
+def test_body_read_in_one_piece_gives_what_streaming_gives(body: bytes, content_type: str) -> None:
+    # content_length within max_memory_body_size: read_mime reads and decodes it in one piece
+    whole = _snapshot(body, content_type, len(body), 65536)
+    for chunk_size in (1, 7, 100, 65536):
+        assert _snapshot(body, content_type, None, chunk_size) == whole
