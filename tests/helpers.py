@@ -165,3 +165,26 @@ def handles_in(directory: pathlib.Path) -> list[str]:
         if target.startswith(str(directory)):
             found.append(target)
     return found
+
+
+def flatten_events(events: t.Iterable[object]) -> list[tuple[t.Any, ...]]:
+    """Decoder events as comparable tuples, adjacent data merged (chunking must not show).
+
+    Asserts that no data event is empty.
+    """
+    from flask_mm7.mime import PartEnd, PartStart
+
+    flat: list[tuple[t.Any, ...]] = []
+    for event in events:
+        if isinstance(event, bytes):
+            assert event, "empty data event"
+            if flat and flat[-1][0] == "data":
+                flat[-1] = ("data", flat[-1][1] + event)
+            else:
+                flat.append(("data", event))
+        elif isinstance(event, PartStart):
+            flat.append(("start", tuple(event.headers), event.depth, event.is_multipart))
+        else:
+            assert isinstance(event, PartEnd)
+            flat.append(("end", event.depth))
+    return flat

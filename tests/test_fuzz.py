@@ -15,13 +15,13 @@ from __future__ import annotations
 import typing as t
 
 import pytest
-from helpers import SEED_CONTENT_TYPE, envelope, mm7_body, seed_body
+from helpers import SEED_CONTENT_TYPE, envelope, flatten_events, mm7_body, seed_body
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mm7_invariants import KNOWN_STATUSES, App, RawRequest, check_reply, open_fds
 
 from flask_mm7.errors import MM7Error
-from flask_mm7.mime import MultipartDecoder, PartEnd, PartStart
+from flask_mm7.mime import MultipartDecoder
 from flask_mm7.testing import build_deliver, build_delivery_report
 
 FUZZ = settings(
@@ -274,20 +274,7 @@ def _decode(boundary: bytes, chunks: list[bytes]) -> tuple[list[tuple[t.Any, ...
         events += decoder.close()
     except MM7Error as error:
         return [], type(error).__name__
-    flat: list[tuple[t.Any, ...]] = []
-    for event in events:
-        if isinstance(event, bytes):
-            assert event, "empty data event"
-            if flat and flat[-1][0] == "data":
-                flat[-1] = ("data", flat[-1][1] + event)
-            else:
-                flat.append(("data", event))
-        elif isinstance(event, PartStart):
-            flat.append(("start", tuple(event.headers), event.depth, event.is_multipart))
-        else:
-            assert isinstance(event, PartEnd)
-            flat.append(("end", event.depth))
-    return flat, None
+    return flatten_events(events), None
 
 
 @st.composite

@@ -13,10 +13,10 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 
 import pytest
-from helpers import SEED_BOUNDARY, multipart, seed_body, splits
+from helpers import SEED_BOUNDARY, flatten_events, multipart, seed_body, splits
 
 from flask_mm7.errors import LimitExceeded, MalformedRequest
-from flask_mm7.mime import MultipartDecoder, PartEnd, PartStart
+from flask_mm7.mime import MultipartDecoder
 
 Flat = list[tuple]
 
@@ -28,19 +28,7 @@ def decode(chunks: list[bytes], boundary: bytes = b"b", **limits: int) -> Flat:
     for chunk in chunks:
         events += decoder.feed(chunk)
     events += decoder.close()
-    flat: Flat = []
-    for event in events:
-        if isinstance(event, bytes):
-            if flat and flat[-1][0] == "data":
-                flat[-1] = ("data", flat[-1][1] + event)
-            else:
-                flat.append(("data", event))
-        elif isinstance(event, PartStart):
-            flat.append(("start", tuple(event.headers), event.depth, event.is_multipart))
-        else:
-            assert isinstance(event, PartEnd)
-            flat.append(("end", event.depth))
-    return flat
+    return flatten_events(events)
 
 
 def leaves(flat: Flat) -> list[tuple[dict[str, str], bytes]]:
