@@ -13,6 +13,7 @@ import binascii
 import dataclasses
 import tempfile
 import typing as t
+import urllib.parse
 
 from .attachments import Attachment, strip_id
 from .errors import LimitExceeded, MalformedRequest
@@ -76,19 +77,27 @@ class MimeBody:
     def find(self, reference: str) -> list[Attachment]:
         """The leaf parts a ``Content/@href`` points at, or [] when it points at nothing.
 
-        ``cid:x`` (with or without a space, with or without brackets) matches a part's or an
-        enclosing multipart's Content-ID; anything else matches a Content-Location.
+        ``cid:x`` (with or without a space, with or without brackets, %-encoded as RFC 2392
+        has it or not) matches a part's or an enclosing multipart's Content-ID; anything else
+        matches a Content-Location or a Content-ID. When nothing matches exactly, case is
+        ignored (relays rewrite ids in upper or lower case).
         """
         reference = reference.strip()
-        if reference[:4].lower() == "cid:":
-            wanted = strip_id(reference[4:])
-            return [p for p in self.parts if p.content_id == wanted or wanted in p.container_ids]
-        wanted = strip_id(reference)
-        return [
-            p
-            for p in self.parts
-            if p.content_location == wanted or p.content_id == wanted or wanted in p.container_ids
-        ]
+        is_cid = reference[:4].lower() == "cid:"
+        wanted = strip_id(reference[4:] if is_cid else reference) or ""
+        names = {wanted, urllib.parse.unquote(wanted)}
+        for fold in (False, True):
+            if fold:
+                names = {name.casefold() for name in names}
+            found = [
+                part
+                for part in self.parts
+                if _names(part, not is_cid, fold) & names
+                or any((c.casefold() if fold else c) in names for c in part.container_ids)
+            ]
+            if found:
+                return found
+        return []
 
     def close(self) -> None:
         self.root.close()
@@ -350,6 +359,15 @@ def _read_multipart(
     return MimeBody(root, leaves, defects)
 
 
+def _names(part: Attachment, with_location: bool, fold: bool) -> set[str]:
+    """A part's Content-ID (and Content-Location), case-folded when ``fold``."""
+    names = {part.content_id or ""}
+    if with_location:
+        names.add(part.content_location or "")
+    names.discard("")
+    return {name.casefold() for name in names} if fold else names
+
+
 def _choose_root(leaves: list[Attachment], start: str | None, defects: list[str]) -> int | None:
     """RFC 2387: the part named by ``start``, else the first; we prefer an XML part to the first.
 
@@ -362,6 +380,11 @@ def _choose_root(leaves: list[Attachment], start: str | None, defects: list[str]
             if not leaf.container_ids and (
                 leaf.content_id == start or leaf.content_location == start
             ):
+                return i
+        folded = start.casefold()
+        for i, leaf in enumerate(leaves):
+            if not leaf.container_ids and folded in _names(leaf, True, True):
+                defects.append("start parameter matches a Content-ID in another case")
                 return i
         defects.append("start parameter names no part")
     for i, leaf in enumerate(leaves):

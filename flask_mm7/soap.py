@@ -115,6 +115,10 @@ def read_envelope(
     """
     if len(data) > max_size:
         raise MalformedRequest(2007, f"SOAP envelope larger than {max_size} bytes")
+    if data[:1] in (b" ", b"\t", b"\r", b"\n"):
+        # an extra blank line after the part headers leaves whitespace before the XML
+        # declaration, where XML allows none (expat: "XML declaration not at start")
+        data = data.lstrip(b" \t\r\n")
     data = _fix_declaration(data, charset)
     try:
         root = DefusedET.fromstring(data, forbid_dtd=True)
@@ -125,11 +129,15 @@ def read_envelope(
         raise VersionMismatch(2007, "Not a SOAP 1.1 Envelope")
     header = child(root, "Header")
     id_element = child(header, "TransactionID")
+    if id_element is None:
+        # TS 23.140 puts it in the SOAP Header; a relay that puts it elsewhere still named
+        # the transaction, so take it from wherever it is rather than refuse the message
+        id_element = next((e for e in root.iter() if local_name(e.tag) == "TransactionID"), None)
     transaction_id = text_of(id_element)
     body = child(root, "Body")
     operations = [item for item in body if isinstance(item.tag, str)] if body is not None else []
     if transaction_id is None:
-        raise MalformedRequest(2007, "No TransactionID in the SOAP header")
+        raise MalformedRequest(2007, "No TransactionID in the SOAP envelope")
     if len(transaction_id) > _MAX_ID:
         raise MalformedRequest(2007, "TransactionID too long")
     if len(operations) != 1 or local_name(operations[0].tag) not in OPERATIONS:

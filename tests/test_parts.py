@@ -229,3 +229,20 @@ def test_body_read_in_one_piece_gives_what_streaming_gives(body: bytes, content_
     whole = _snapshot(body, content_type, len(body), 65536)
     for chunk_size in (1, 7, 100, 65536):
         assert _snapshot(body, content_type, None, chunk_size) == whole
+
+
+def test_start_and_href_match_ignoring_case_and_percent_encoding() -> None:
+    body = multipart(
+        [
+            (["Content-Type: image/gif", "Content-ID: <first>"], b"GIF"),
+            (["Content-Type: text/xml", "Content-ID: <SOAP-Start>"], b"<Envelope/>"),
+            (["Content-Type: image/png", "Content-ID: <pic@host>"], b"PNG"),
+        ],
+        "b",
+    )
+    with _read(body, 'multipart/related; boundary=b; start="<soap-start>"') as mime:
+        assert mime.root.content_id == "SOAP-Start"
+        assert "start parameter matches a Content-ID in another case" in mime.defects
+        assert [p.content_id for p in mime.find("cid:pic%40host")] == ["pic@host"]
+        assert [p.content_id for p in mime.find("cid:PIC@HOST")] == ["pic@host"]
+        assert [p.content_id for p in mime.find("cid:first")] == ["first"]

@@ -192,3 +192,28 @@ def test_write_fault_shape() -> None:
         soap.write_fault(fault_code="Server", fault_string="x", status_code=3000, status_text="x")
     )
     assert "TransactionID" not in no_id and no_id["MM7Version"] == "6.8.0"
+
+
+def test_whitespace_before_the_xml_declaration() -> None:
+    parsed = soap.read_envelope(b"\r\n\r\n  " + envelope())
+    assert parsed.transaction_id == "TID-1"
+
+
+def test_transaction_id_outside_the_header_is_still_found() -> None:
+    data = envelope().replace(b"<env:Header>", b"<env:Header><mm7:Other/>")
+    moved = data.replace(
+        b'<mm7:TransactionID env:mustUnderstand="1">TID-1</mm7:TransactionID>', b""
+    ).replace(b"<mm7:MM7Version>", b"<mm7:TransactionID>TID-9</mm7:TransactionID><mm7:MM7Version>")
+    assert b"TID-1" not in moved
+    assert soap.read_envelope(moved).transaction_id == "TID-9"
+
+
+def test_folded_content_type_keeps_its_boundary() -> None:
+    from flask_mm7.headers import parse_options
+
+    folded = 'multipart/related; start="soap-start"; type="text/xml";\r\n boundary="----=_Part_1"'
+    assert parse_options(folded)[1] == {
+        "start": "soap-start",
+        "type": "text/xml",
+        "boundary": "----=_Part_1",
+    }
