@@ -1,16 +1,6 @@
-"""Build MM7 requests the way a relay sends them, post them to an app, and read the reply.
+"""Build MM7 requests the way relays send them, with the stdlib :mod:`email` package.
 
-This is the testing kit: it writes DeliverReq, DeliveryReportReq and ReadReplyReq requests with
-the stdlib :mod:`email` package and reads replies with :mod:`defusedxml`, so it shares no code
-with flask_mm7's own MIME and SOAP parsers and can check them independently. It imports neither
-pytest nor (at import time) Flask.
-
-.. code-block:: python
-
-    from flask_mm7.testing import build_deliver, post
-
-    reply = post(app, build_deliver(subject="Hi", text="Hello", attachments=[Path("cat.jpg")]))
-    assert reply.ok, reply.summary
+Shares no code with flask_mm7's MIME and SOAP parsers, so it can check them independently.
 """
 
 from __future__ import annotations
@@ -24,7 +14,7 @@ import mimetypes
 import os
 import secrets
 import typing as t
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.message import Message
 from email.mime.base import MIMEBase
@@ -32,21 +22,8 @@ from email.mime.multipart import MIMEMultipart
 from xml.sax.saxutils import escape, quoteattr
 
 if t.TYPE_CHECKING:  # pragma: no cover
-    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import WSGIEnvironment
 
-__all__ = [
-    "SEED_EXAMPLE_RESPONSE",
-    "MM7Reply",
-    "MM7Request",
-    "Media",
-    "build_deliver",
-    "build_delivery_report",
-    "build_read_reply",
-    "default_namespace",
-    "parse_reply",
-    "post",
-    "seed_example",
-]
 
 #: SOAP 1.1 envelope namespace
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -68,10 +45,6 @@ def default_namespace(version: str) -> str:
     """
     release = "REL-6-MM7-1-4" if version.strip().startswith("6") else "REL-5-MM7-1-0"
     return MM7_NS_PREFIX + release
-
-
-# ---------------------------------------------------------------------------------------------
-# requests
 
 
 @dataclass(frozen=True)
@@ -519,299 +492,6 @@ def _related(
     headers["Content-Length"] = str(len(body))
     headers.update(extra_headers or {})
     return MM7Request(headers, body, transaction_id)
-
-
-# ---------------------------------------------------------------------------------------------
-# the aggregator's printed example, byte for byte
-
-_SEED_HEAD = (
-    ("SOAPAction", '""'),
-    (
-        "Content-Type",
-        'multipart/related; start="soap-start"; type="text/xml"; '
-        'boundary="----=_Part_139078_1411587550.1397492135426"',
-    ),
-    ("User-Agent", "OpenMarket"),
-    ("Host", "198.51.100.5"),
-    ("Content-Length", "2546"),  # as printed; seed_example() puts the true length
-    ("X-OpenMarket-Carrier-Id", "474"),
-    ("Connection", "Keep-Alive\u00a0"),  # a non-breaking space, as printed
-)
-
-_SEED_BODY = """\
-------=_Part_139078_1411587550.1397492135426
-Content-Type: text/xml
-Content-ID: <soap-start>\u00a0
-<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
-<ns1:Envelope xmlns:ns1="http://schemas.xmlsoap.org/soap/envelope/" \
-xmlns:ns3="http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4">
-   <ns1:Header>
-      <ns3:TransactionID ns1:mustUnderstand="1">369171411769819136</ns3:TransactionID>
-   </ns1:Header>
-   <ns1:Body>
-      <ns3:DeliverReq>
-         <ns3:MM7Version>6.8.0</ns3:MM7Version>
-         <ns3:LinkedID>369171411769819136</ns3:LinkedID>
-         <ns3:Sender>
-            <ns3:Number>12125550123</ns3:Number>
-         </ns3:Sender>
-         <ns3:Recipients>
-            <ns3:To>
-            <ns3:Number displayOnly="false">222111</ns3:Number>
-            </ns3:To>
-         </ns3:Recipients>
-         <ns3:TimeStamp>2014-04-14T16:15:23.414Z</ns3:TimeStamp>
-         <ns3:Priority>Normal</ns3:Priority>
-         <ns3:Content href="cid:default.cid" allowAdaptations="true"/>
-      </ns3:DeliverReq>
-   </ns1:Body>
-</ns1:Envelope>------=_Part_139078_1411587550.1397492135426
-Content-Type: multipart/mixed; boundary="----=_Part_139079_1300104441.1397492135426"
-Content-ID: <default.cid>\u00a0
-------=_Part_139079_1300104441.1397492135426
-Content-Type: image/jpeg
-Content-Transfer-Encoding: binary
-Content-ID: image_0.jpg\u00a0
-<Binary contents>
-------=_Part_139079_1300104441.1397492135426
-Content-Type: text/plain
-Content-Transfer-Encoding: binary
-Content-ID: text_0.txt\u00a0
-Test MO message!
-------=_Part_139079_1300104441.1397492135426--
-------=_Part_139078_1411587550.1397492135426--
-"""
-
-#: The body of the aggregator's printed example *response* (a DeliverRsp), exactly as printed:
-#: indented with non-breaking spaces, TransactionID in no namespace.
-SEED_EXAMPLE_RESPONSE: bytes = (
-    '<?xml version="1.0" encoding="UTF-8" ?>\n'
-    '<soap-env:Envelope xmlns:soap-env="http://schemas.xmlsoap.org/soap/envelope/" '
-    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-    'xmlns:xsd="http://www.w3.org/2001/XMLSchema">\n'
-    "   <soap-env:Header>\n"
-    '      <TransactionID soap-env:mustUnderstand="1">369171411769819136</TransactionID>\n'
-    "   </soap-env:Header>\n"
-    "   <soap-env:Body>\n"
-    '      <mm7:DeliverRsp xmlns:mm7="http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/'
-    'schema/REL-6-MM7-1-4">\n'
-    "         <mm7:MM7Version>6.8.0</mm7:MM7Version>\n"
-    "         <mm7:Status>\n"
-    "            <mm7:StatusCode>1000</mm7:StatusCode>\n"
-    "            <mm7:StatusText>Successfully received MMS</mm7:StatusText>\n"
-    "         </mm7:Status>\n"
-    "      </mm7:DeliverRsp>\n"
-    "   </soap-env:Body>\n"
-    "</soap-env:Envelope>\n".replace("   ", "\u00a0\u00a0\u00a0").encode("utf-8")
-)
-
-
-def seed_example(line_ending: str = "\n") -> MM7Request:
-    """The aggregator's printed "Example request including MIME parts", byte for byte.
-
-    LF line ends, no blank line after the part headers, the delimiter glued to
-    ``</ns1:Envelope>``, a U+00A0 (UTF-8 ``C2 A0``) after several header values, and the
-    literal text ``<Binary contents>`` in place of the JPEG. ``Content-Length`` is the true
-    length (the print says 2546). ``line_ending="\\r\\n"`` turns every LF of the body into CRLF.
-    Header values are the wire bytes decoded as Latin-1, as in a WSGI environ.
-    """
-    if line_ending not in ("\n", "\r\n"):
-        raise ValueError(f"line_ending must be '\\n' or '\\r\\n', not {line_ending!r}")
-    body = _SEED_BODY.encode("utf-8").replace(b"\n", line_ending.encode("ascii"))
-    headers = {k: v.encode("utf-8").decode("latin-1") for k, v in _SEED_HEAD}
-    headers["Content-Length"] = str(len(body))
-    return MM7Request(headers, body, "369171411769819136")
-
-
-# ---------------------------------------------------------------------------------------------
-# replies
-
-
-@dataclass(frozen=True)
-class MM7Reply:
-    """What the receiver answered, read with defusedxml (no DTDs, no entities).
-
-    Every MM7 field is None when the body is not a SOAP envelope (e.g. an HTML error page).
-    Element names are matched by local name, so any prefix, a qualified or unqualified
-    TransactionID, and unqualified children are all accepted.
-    """
-
-    http_status: int
-    headers: t.Dict[str, str]
-    body: bytes
-    #: ``"DeliverRsp"``, ``"DeliveryReportRsp"``, ``"ReadReplyRsp"``, ``"Fault"`` (or any
-    #: other Body element's local name), or None
-    operation: str | None = None
-    status_code: int | None = None
-    status_text: str | None = None
-    transaction_id: str | None = None
-    mm7_version: str | None = None
-    #: the MM7 namespace of the reply element (for a Fault, of its detail element)
-    namespace: str | None = None
-    #: ``faultcode`` as sent (e.g. ``"env:Server"``), for a Fault
-    fault_code: str | None = None
-    fault_string: str | None = None
-    #: why the body could not be read as SOAP, if it could not
-    error: str | None = field(default=None, repr=False)
-
-    @property
-    def is_fault(self) -> bool:
-        return self.operation == "Fault"
-
-    @property
-    def ok(self) -> bool:
-        """HTTP 200, not a Fault, and MM7 StatusCode 1000."""
-        return self.http_status == 200 and not self.is_fault and self.status_code == 1000
-
-    @property
-    def summary(self) -> str:
-        """One line in words, e.g. ``1000 Success (DeliverRsp, TransactionID 3691)`` or
-        ``Fault Server 3000 Server Error``."""
-        status = ""
-        if self.status_code is not None:
-            status = f"{self.status_code} {self.status_text or _status_words(self.status_code)}"
-        if self.is_fault:
-            code = (self.fault_code or "").rpartition(":")[2]
-            words = " ".join(w for w in ("Fault", code, status or self.fault_string or "") if w)
-        elif self.operation is not None:
-            words = status or f"no status ({self.operation})"
-            details = [self.operation]
-            if self.transaction_id is not None:
-                details.append(f"TransactionID {self.transaction_id}")
-            words += f" ({', '.join(details)})"
-        else:
-            words = f"no MM7 reply ({self.error or 'empty body'})"
-        if self.http_status != 200:
-            words = f"HTTP {self.http_status}: {words}"
-        return words
-
-
-def _status_words(code: int) -> str:
-    from .status import default_text
-
-    return default_text(code)
-
-
-def parse_reply(
-    status: int | str,
-    headers: t.Mapping[str, str] | t.Iterable[tuple[str, str]],
-    body: bytes,
-) -> MM7Reply:
-    """Read a receiver's reply.
-
-    :param status: the HTTP status as an int or a status line (``"200 OK"``).
-    :param headers: a mapping or ``(name, value)`` pairs.
-    """
-    import defusedxml.ElementTree as DET
-
-    http_status = int(str(status).split(None, 1)[0])
-    items = headers.items() if isinstance(headers, t.Mapping) else headers
-    header_dict = {str(k): str(v) for k, v in items}
-    base = MM7Reply(http_status, header_dict, body)
-    if not body.strip():
-        return base
-    try:
-        root = DET.fromstring(body, forbid_dtd=True)
-    except Exception as e:  # ParseError or a defusedxml refusal: not a reply we can read
-        return _replace(base, error=f"{type(e).__name__}: {e}")
-    if _local(root.tag) != "Envelope":
-        return _replace(base, error=f"root element is {_local(root.tag)}, not Envelope")
-
-    transaction_id = None
-    header = _child(root, "Header")
-    if header is not None:
-        element = _child(header, "TransactionID")
-        if element is not None:
-            transaction_id = (element.text or "").strip()
-    soap_body = _child(root, "Body")
-    operation_el = next(iter(soap_body), None) if soap_body is not None else None
-    if operation_el is None:
-        return _replace(base, transaction_id=transaction_id, error="empty SOAP Body")
-
-    operation = _local(operation_el.tag)
-    fault_code = fault_string = None
-    mm7_el = operation_el
-    if operation == "Fault":
-        fault_code = _text(_child(operation_el, "faultcode"))
-        fault_string = _text(_child(operation_el, "faultstring"))
-        detail = _child(operation_el, "detail")
-        mm7_el = next(iter(detail), None) if detail is not None else None
-    status_el = _child(mm7_el, "Status") if mm7_el is not None else None
-    code_text = _text(_child(status_el, "StatusCode")) if status_el is not None else None
-    try:
-        status_code = int(code_text) if code_text is not None else None
-    except ValueError:
-        status_code = None
-    return _replace(
-        base,
-        operation=operation,
-        status_code=status_code,
-        status_text=_text(_child(status_el, "StatusText")) if status_el is not None else None,
-        transaction_id=transaction_id,
-        mm7_version=_text(_child(mm7_el, "MM7Version")) if mm7_el is not None else None,
-        namespace=_namespace(mm7_el.tag) if mm7_el is not None else None,
-        fault_code=fault_code,
-        fault_string=fault_string,
-    )
-
-
-def _replace(reply: MM7Reply, **changes: t.Any) -> MM7Reply:
-    import dataclasses
-
-    return dataclasses.replace(reply, **changes)
-
-
-def _local(tag: str) -> str:
-    return tag.rpartition("}")[2]
-
-
-def _namespace(tag: str) -> str | None:
-    return tag[1:].partition("}")[0] if tag.startswith("{") else None
-
-
-def _child(parent: t.Any, name: str) -> t.Any:
-    for child in parent:
-        if isinstance(child.tag, str) and _local(child.tag) == name:
-            return child
-    return None
-
-
-def _text(element: t.Any) -> str | None:
-    return None if element is None else (element.text or "").strip()
-
-
-# ---------------------------------------------------------------------------------------------
-# posting
-
-
-def post(
-    target: t.Any,
-    request: MM7Request,
-    path: str = "/mm7",
-    auth: tuple[str, str] | str | None = None,
-) -> MM7Reply:
-    """POST ``request`` to ``target`` in-process and read the reply.
-
-    :param target: a Flask app (its ``test_client()`` is used), a Flask or Werkzeug test
-        client, or any WSGI callable.
-    :param auth: ``(user, password)`` for HTTP Basic, or a raw ``Authorization`` value.
-    """
-    from werkzeug.test import Client
-
-    if isinstance(target, Client):
-        client = target
-    elif hasattr(target, "test_client") and hasattr(target, "wsgi_app"):
-        client = target.test_client()
-    elif callable(target):
-        client = Client(t.cast("WSGIApplication", target))
-    else:
-        raise TypeError(f"cannot post to {type(target).__name__}: need a WSGI app or client")
-    response = client.open(request.environ(path, auth=auth))
-    try:
-        body = response.get_data()
-        return parse_reply(response.status_code, dict(response.headers.items()), body)
-    finally:
-        response.close()
 
 
 def _authorization(auth: tuple[str, str] | str) -> str:
