@@ -85,19 +85,22 @@ class MimeBody:
         reference = reference.strip()
         is_cid = reference[:4].lower() == "cid:"
         wanted = strip_id(reference[4:] if is_cid else reference) or ""
-        names = {wanted, urllib.parse.unquote(wanted)}
-        for fold in (False, True):
-            if fold:
-                names = {name.casefold() for name in names}
-            found = [
-                part
-                for part in self.parts
-                if _names(part, not is_cid, fold) & names
-                or any((c.casefold() if fold else c) in names for c in part.container_ids)
-            ]
-            if found:
-                return found
-        return []
+        found = [  # the usual case, exact: cheap enough for every request
+            part
+            for part in self.parts
+            if part.content_id == wanted
+            or wanted in part.container_ids
+            or (not is_cid and part.content_location == wanted)
+        ]
+        if found:
+            return found
+        names = {wanted.casefold(), urllib.parse.unquote(wanted).casefold()}
+        return [
+            part
+            for part in self.parts
+            if _names(part, not is_cid, True) & names
+            or any(c.casefold() in names for c in part.container_ids)
+        ]
 
     def close(self) -> None:
         self.root.close()
