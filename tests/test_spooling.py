@@ -289,3 +289,18 @@ def test_small_bodies_stay_in_memory_whatever_the_part_size(spool: pathlib.Path,
     body, content_type = body_with(BIG)
     assert harness.post(body, content_type).status_code == 200
     assert during == [0]
+
+
+@pytest.mark.parametrize(("offset", "spooled"), [(-1, True), (0, False), (1, False)])
+def test_max_memory_body_size_edges(spool: pathlib.Path, offset: int, spooled: bool) -> None:
+    body, content_type = body_with(BIG)
+    harness = Harness(
+        "middleware",
+        spool_threshold=THRESHOLD,
+        spool_dir=str(spool),
+        max_memory_body_size=len(body) + offset,
+    )
+    during: list[int] = []
+    harness.behaviour = lambda msg: during.append(len(handles_in(spool)))
+    assert harness.post(body, content_type).status_code == 200
+    assert during == [1 if spooled else 0]
