@@ -22,15 +22,14 @@ import os
 import pathlib
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import typing as t
 
 import pytest
+from gunicorn_server import gunicorn
 
 from flask_mm7.testing import build_deliver, parse_reply
 
@@ -53,56 +52,13 @@ class Server:
     log: pathlib.Path
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _start(tmp_path: pathlib.Path, args: list[str]) -> t.Iterator[Server]:
-    port = _free_port()
     db = tmp_path / "store.sqlite3"
     pid_dir = tmp_path / "pids"
     pid_dir.mkdir()
-    log = tmp_path / "gunicorn.log"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)]),
-        "LOADAPP_DB": str(db),
-        "LOADAPP_PID_DIR": str(pid_dir),
-        "LOADAPP_SEED": "7",
-    }
-    command = [
-        sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-        "--timeout", "10", "--graceful-timeout", "2", "--log-level", "warning",
-        *args, "loadapp:application",
-    ]  # fmt: skip
-    with open(log, "wb") as log_file:
-        process = subprocess.Popen(
-            command, cwd=tmp_path, env=env, stdout=log_file, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"gunicorn exited {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"gunicorn did not listen in 20 s:\n{log.read_text()[-3000:]}")
-                time.sleep(0.05)
+    env = {"LOADAPP_DB": str(db), "LOADAPP_PID_DIR": str(pid_dir), "LOADAPP_SEED": "7"}
+    with gunicorn("loadapp:application", tmp_path, env, args) as (port, process, log):
         yield Server(port, process, db, pid_dir, log)
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
 
 
 @pytest.fixture
