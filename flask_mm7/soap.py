@@ -54,7 +54,10 @@ def text_of(element: Element | None) -> str | None:
     """The element's text content trimmed of whitespace and U+00A0, None when absent or empty."""
     if element is None:
         return None
-    value = "".join(element.itertext()).strip(_STRIP)
+    if len(element):  # mixed content: text spread over children
+        value = "".join(element.itertext()).strip(_STRIP)
+    else:  # the usual leaf (comments are dropped by the parser, so its text is whole)
+        value = (element.text or "").strip(_STRIP)
     return value or None
 
 
