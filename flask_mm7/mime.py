@@ -59,7 +59,9 @@ _HEADER_BLOCK = re.compile(
 _TEXT_TOKEN = _TOKEN.decode()
 #: one header field inside such a run, decoded: (name, value). The run holds only header
 #: lines (every name a token) and their continuation lines, so this finds every field...
-_FIELD = re.compile("(" + _TEXT_TOKEN + r")[ \t]*:([^\r\n]*)")
+#: The value is stripped by the regex itself (blanks are ``\s``, what ``str.strip`` removes,
+#: U+00A0 included): ``findall`` then gives the final list, without a ``strip`` per field.
+_FIELD = re.compile("(" + _TEXT_TOKEN + r")[ \t]*:[^\S\r\n]*((?:[^\r\n]*\S)?)")
 #: ... when no line is folded; else this one, whose value takes the continuation lines too
 _FOLDED_FIELD = re.compile(
     "(" + _TEXT_TOKEN + r")[ \t]*:([^\r\n]*(?:(?:\r\n|\n|\r)[ \t]+[^\r\n]*)*)"
@@ -364,14 +366,16 @@ class MultipartDecoder:
                 # RFC 5322 §2.2.3: unfold (whitespace runs, line breaks included, become one space)
                 headers = [(n, " ".join(v.split())) for n, v in _FOLDED_FIELD.findall(text)]
             else:  # the usual case, with the simpler regex
-                headers = [(name, value.strip()) for name, value in _FIELD.findall(text)]
+                headers = _FIELD.findall(text)
             if not blank:
                 self.defects.append("no blank line after part headers")
         count = self.part_count = self.part_count + 1
         if count > self.max_parts:
             raise LimitExceeded(2007, f"More than {self.max_parts} MIME parts")
         depth = len(self._delimiters) - 1
-        if end == pos or _MULTIPART.search(text) is None:
+        # "multipart/" in the lowered text is needed for multipart_boundary to find one too,
+        # and this C-level test is ~5x cheaper than the case-insensitive regex on a leaf
+        if end == pos or "multipart/" not in text.lower() or _MULTIPART.search(text) is None:
             events.append(PartStart(headers, depth, False))
             self._state = _BODY
             return True
