@@ -72,6 +72,8 @@ _MULTIPART = re.compile(r"(?im)^content-type[ \t]*:[ \t]*multipart/")
 _HEADER_PREFIX = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]*(?:[ \t]*(?::[^\r\n]*)?)?")
 #: where a delimiter (or the line break before one) may begin
 _DELIMITER_START = re.compile(rb"-|\r\n?|\n")
+#: a one-byte line break (``bytes.endswith`` takes a tuple)
+_LINE_BREAKS = (b"\n", b"\r")
 
 
 class PartStart(t.NamedTuple):
@@ -227,7 +229,8 @@ class MultipartDecoder:
 
         One scan for the prefix all open delimiters share (``--`` at least; JavaMail's nested
         boundaries share most of their length), then a check of each level at every hit,
-        the innermost first: its delimiter is the longer, more specific one.
+        the innermost first: its delimiter is the longer, more specific one. At a delimiter it
+        emits the end of the current part (and of the inner multiparts it closes) itself.
         """
         buf = self._buffer
         pos = self._pos
@@ -249,16 +252,48 @@ class MultipartDecoder:
                 after = hit + len(delimiter)
                 if size - after < 2 and not final:
                     return self._wait_at(hit, events)  # "--" or a CRLF may follow
-                tail = _DELIMITER_TAIL.match(buf, after)
-                end = tail.end()  # type: ignore[union-attr]
+                if buf.startswith(b"\r\n", after):  # the usual tail: no need for the regex
+                    end = after + 2
+                    is_close = False
+                else:
+                    tail = _DELIMITER_TAIL.match(buf, after)
+                    end = tail.end()  # type: ignore[union-attr]
+                    close_mark, line_break = tail.groups()  # type: ignore[union-attr]
+                    if line_break is None and end != size:
+                        if close_mark is None:
+                            continue  # "--b" followed by more boundary-ish text: data
+                        end = after + 2  # "--b--" glued to what follows
+                    is_close = close_mark is not None
                 if end == size and not final:
                     return self._wait_at(hit, events)  # more padding or the LF may follow
-                close_mark, line_break = tail.groups()  # type: ignore[union-attr]
-                if line_break is None and end != size:
-                    if close_mark is None:
-                        continue  # "--b" followed by more boundary-ish text: data
-                    end = after + 2  # "--b--" glued to what follows
-                self._at_delimiter(events, hit, end, level, close_mark is not None)
+                # a delimiter: end the current part (inlined, it runs once per part)
+                depth = len(delimiters) - 1
+                ends = self._ends
+                if self._state == _BODY:
+                    # the line break before the delimiter belongs to it (RFC 2046)
+                    data_end = hit
+                    if buf.endswith(b"\r\n", pos, hit):
+                        data_end -= 2
+                    elif buf.endswith(_LINE_BREAKS, pos, hit):
+                        data_end -= 1
+                    if data_end > pos:
+                        events.append(buf[pos:data_end])
+                    events.append(ends[depth])
+                self._pos = end
+                # a delimiter of an outer level closes the inner multiparts still open
+                while depth > level:
+                    self._pop()
+                    depth -= 1
+                    self.defects.append("nested multipart without close delimiter")
+                    events.append(ends[depth])
+                if not is_close:
+                    self._state = _HEADERS
+                elif level == 0:
+                    self._state = _DONE
+                else:
+                    self._pop()
+                    events.append(ends[level - 1])
+                    self._state = _DISCARD  # the container's epilogue
                 return True
             hit = buf.find(common, hit + 1)
         if not final:  # else close() decides what the unterminated rest is
@@ -278,33 +313,6 @@ class MultipartDecoder:
                 events.append(self._buffer[self._pos : release])
             self._pos = release
         return False
-
-    def _at_delimiter(
-        self, events: list[Event], start: int, end: int, level: int, is_close: bool
-    ) -> None:
-        buf = self._buffer
-        pos = self._pos
-        delimiters = self._delimiters
-        ends = self._ends
-        if self._state == _BODY:
-            data_end = start - _line_break_before(buf, start, pos)
-            if data_end > pos:
-                events.append(buf[pos:data_end])
-            events.append(ends[len(delimiters) - 1])
-        self._pos = end
-        # a delimiter of an outer level closes the inner multiparts still open
-        while len(delimiters) - 1 > level:
-            self._pop()
-            self.defects.append("nested multipart without close delimiter")
-            events.append(ends[len(delimiters) - 1])
-        if not is_close:
-            self._state = _HEADERS
-        elif level == 0:
-            self._state = _DONE
-        else:
-            self._pop()
-            events.append(ends[level - 1])
-            self._state = _DISCARD  # the container's epilogue
 
     def _pop(self) -> None:
         self._delimiters.pop()
