@@ -179,6 +179,7 @@ class _Sink:
         self,
         headers: list[tuple[str, str]],
         container_ids: tuple[str, ...],
+        decode: _Base64 | _QuotedPrintable | None,
         threshold: int | None,
         spool_dir: str | None,
     ) -> None:
@@ -189,15 +190,7 @@ class _Sink:
         self.file: t.IO[bytes] | None = None
         self.threshold = threshold
         self.dir = spool_dir
-        self.decode: _Base64 | _QuotedPrintable | None = None
-        for name, value in headers:
-            if len(name) == 25 and name.lower() == "content-transfer-encoding":
-                encoding = value.strip().lower()
-                if encoding == "base64":
-                    self.decode = _Base64()
-                elif encoding == "quoted-printable":
-                    self.decode = _QuotedPrintable()
-                break
+        self.decode = decode
 
     def write(self, data: bytes) -> None:
         if self.decode is not None:
@@ -288,6 +281,19 @@ class _QuotedPrintable:
         return binascii.a2b_qp(carry)
 
 
+def _transfer_decoder(headers: list[tuple[str, str]]) -> _Base64 | _QuotedPrintable | None:
+    """The streaming decoder for a part's Content-Transfer-Encoding; None: bytes pass as sent."""
+    for name, value in headers:
+        if len(name) == 25 and name.lower() == "content-transfer-encoding":
+            encoding = value.strip().lower()
+            if encoding == "base64":
+                return _Base64()
+            if encoding == "quoted-printable":
+                return _QuotedPrintable()
+            return None
+    return None
+
+
 def _part_id(headers: list[tuple[str, str]]) -> str | None:
     return strip_id(header_value(headers, "content-id")) or strip_id(
         header_value(headers, "content-location")
@@ -316,6 +322,10 @@ def _read_multipart(
     leaves: list[Attachment] = []
     containers: list[str] = []
     sink: _Sink | None = None
+    # A leaf kept in memory and not transfer-encoded needs no _Sink: its data is collected in
+    # ``chunks`` (one slice when the body is fed whole) and its Attachment built here.
+    chunks: list[bytes] | None = None
+    headers: list[tuple[str, str]] = []
     defects = decoder.defects
     read = stream.read
     chunk_size = limits.chunk_size
@@ -326,17 +336,30 @@ def _read_multipart(
             for event in events:
                 kind = type(event)
                 if kind is bytes:
-                    sink.write(event)  # type: ignore[union-attr, arg-type]
+                    if chunks is not None:
+                        chunks.append(event)  # type: ignore[arg-type]
+                    else:
+                        sink.write(event)  # type: ignore[union-attr, arg-type]
                 elif kind is PartStart:
+                    headers = event.headers  # type: ignore[union-attr]
                     if event.is_multipart:  # type: ignore[union-attr]
-                        containers.append(_part_id(event.headers) or "")  # type: ignore[union-attr]
+                        containers.append(_part_id(headers) or "")
+                        continue
+                    decode = _transfer_decoder(headers)
+                    if decode is None and spool_threshold is None:
+                        chunks = []
                     else:
                         sink = _Sink(
-                            event.headers,  # type: ignore[union-attr]
-                            tuple(containers),
-                            spool_threshold,
-                            limits.spool_dir,
+                            headers, tuple(containers), decode, spool_threshold, limits.spool_dir
                         )
+                elif chunks is not None:  # PartEnd of a leaf without a _Sink
+                    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                    leaves.append(
+                        Attachment(
+                            headers, data, container_ids=tuple(containers), index=len(leaves)
+                        )
+                    )
+                    chunks = None
                 elif sink is not None:  # PartEnd of a leaf
                     leaves.append(sink.finish(len(leaves), defects))
                     sink = None
