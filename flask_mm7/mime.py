@@ -259,13 +259,16 @@ class MultipartDecoder:
                     tail = _DELIMITER_TAIL.match(buf, after)
                     end = tail.end()  # type: ignore[union-attr]
                     close_mark, line_break = tail.groups()  # type: ignore[union-attr]
+                    # at the end of the input, more padding or the LF of a CR may follow; after
+                    # a whole line break nothing can (a body's final "--b--\r\n" is then taken
+                    # now, with the last part's data in one piece, not left to close())
+                    if end == size and not final and line_break in (None, b"\r"):
+                        return self._wait_at(hit, events)
                     if line_break is None and end != size:
                         if close_mark is None:
                             continue  # "--b" followed by more boundary-ish text: data
                         end = after + 2  # "--b--" glued to what follows
                     is_close = close_mark is not None
-                if end == size and not final:
-                    return self._wait_at(hit, events)  # more padding or the LF may follow
                 # a delimiter: end the current part (inlined, it runs once per part)
                 depth = len(delimiters) - 1
                 ends = self._ends

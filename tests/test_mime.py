@@ -178,6 +178,17 @@ def test_close_delimiter_at_the_very_end_is_no_defect(end: bytes) -> None:
         assert decoder.defects == [], chunks
 
 
+@pytest.mark.parametrize("end", [b"--b--\r\n", b"--b-- \t\r\n", b"--b--\n", b"--b--\r\nepilogue"])
+def test_body_fed_whole_ends_in_feed_with_data_in_one_piece(end: bytes) -> None:
+    # after a whole line break a close delimiter cannot grow: nothing is left to close()
+    body = b"--b\r\nContent-Type: text/xml\r\n\r\n<a/>\r\n" + end
+    decoder = MultipartDecoder(b"b")
+    events = decoder.feed(body)
+    assert events[1:] == [b"<a/>", events[2]] and type(events[2]).__name__ == "PartEnd"
+    assert decoder.close() == []
+    assert decoder.defects == []
+
+
 def test_nested_boundary_with_spaces_and_outer_prefix() -> None:
     inner = multipart([(["Content-Type: a/1"], b"--o2 is not mine")], "o 2")
     nested = (['Content-Type: multipart/mixed; boundary="o 2"'], inner)
