@@ -165,18 +165,24 @@ class Attachment:
         extension = mimetypes.guess_extension(self.mimetype) or ".bin"
         return f"part-{self.index}{extension}"
 
+    #: ``read()`` returned the whole in-memory content before any stream was made: the
+    #: stream, made only when asked for, then starts at the end (a BytesIO and a seek per
+    #: part saved on the usual single ``read()``)
+    _read_whole = False
+
     @property
     def stream(self) -> t.IO[bytes]:
         """A binary file object with the decoded content."""
         if self._stream is None:
             self._stream = io.BytesIO(self._data or b"")
+            if self._read_whole:
+                self._stream.seek(0, io.SEEK_END)
         return self._stream
 
     def read(self, size: int = -1) -> bytes:
         """Read from :attr:`stream`; the whole content the first time without arguments."""
-        if self._data is not None and size < 0 and self._stream is None:
-            self._stream = io.BytesIO(self._data)
-            self._stream.seek(0, io.SEEK_END)
+        if self._data is not None and size < 0 and self._stream is None and not self._read_whole:
+            self._read_whole = True
             return self._data
         return self.stream.read(size)
 
@@ -227,6 +233,8 @@ class Attachment:
         """Release the spooled file, if any."""
         if self._file is not None:
             self._file.close()
+        if self._stream is None and self._read_whole:
+            self._stream = io.BytesIO()  # closed below: a later read fails as after a stream's
         if self._stream is not None:
             self._stream.close()
 
