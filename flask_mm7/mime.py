@@ -92,6 +92,8 @@ class PartEnd(t.NamedTuple):
     depth: int
 
 
+_new_tuple = tuple.__new__
+
 #: what ``feed`` and ``close`` return: a leaf part's data comes as plain ``bytes`` (still
 #: transfer-encoded), the cheapest event there is, since it is by far the most frequent
 Event = t.Union[PartStart, bytes, PartEnd]
@@ -237,9 +239,10 @@ class MultipartDecoder:
         size = len(buf)
         delimiters = self._delimiters
         common = self._common
+        top = len(delimiters) - 1
         hit = buf.find(common, pos)
         while hit >= 0:
-            for level in range(len(delimiters) - 1, -1, -1):
+            for level in range(top, -1, -1):
                 delimiter = delimiters[level]
                 if not buf.startswith(delimiter, hit):
                     if (
@@ -270,7 +273,7 @@ class MultipartDecoder:
                         end = after + 2  # "--b--" glued to what follows
                     is_close = close_mark is not None
                 # a delimiter: end the current part (inlined, it runs once per part)
-                depth = len(delimiters) - 1
+                depth = top
                 ends = self._ends
                 if self._state == _BODY:
                     # the line break before the delimiter belongs to it (RFC 2046)
@@ -387,7 +390,8 @@ class MultipartDecoder:
         # "multipart/" in the lowered text is needed for multipart_boundary to find one too,
         # and this C-level test is ~5x cheaper than the case-insensitive regex on a leaf
         if end == pos or "multipart/" not in text.lower() or _MULTIPART.search(text) is None:
-            events.append(PartStart(headers, depth, False))
+            # tuple.__new__ is NamedTuple's own __new__ minus a Python frame: once per part
+            events.append(_new_tuple(PartStart, (headers, depth, False)))
             self._state = _BODY
             return True
         boundary = multipart_boundary(header_value(headers, "content-type"))
