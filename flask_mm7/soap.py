@@ -219,6 +219,10 @@ def _check_depth(root: Element, data: bytes, max_depth: int) -> None:
 
 def clean_text(value: str, limit: int = 1024) -> str:
     """Drop characters XML 1.0 cannot carry and cap the length."""
+    if value.isascii() and value.isprintable():
+        # U+0020..U+007E only, all legal: the usual id, version, namespace and status text
+        # skip the regex (4 values per reply, 0.3 µs each)
+        return value[:limit]
     return _XML_ILLEGAL.sub("", value)[:limit]
 
 
