@@ -36,6 +36,10 @@ OPERATIONS = {
 
 _DECLARATION = re.compile(rb"^\s*<\?xml[^>]*?\?>", re.S)
 _DECLARED_ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_UTF8_DECLARATIONS = (
+    b'<?xml version="1.0" encoding="UTF-8"',
+    b'<?xml version="1.0" encoding="utf-8"',
+)
 _XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _STRIP = " \t\r\n\u00a0"
 _MAX_ID = 1024
@@ -176,6 +180,10 @@ def _fix_declaration(data: bytes, charset: str | None) -> bytes:
     ``encoding="utf-16"`` over UTF-8 bytes (Vibes), which expat refuses; a document with a BOM
     is left to expat.
     """
+    if data.startswith(_UTF8_DECLARATIONS) and (not charset or charset.lower() == "utf-8"):
+        # what nearly every relay sends: the first ``encoding=`` is this one, whatever follows,
+        # so the slow path would find UTF-8 declared, wanted, and return the data unchanged
+        return data
     if data[:3] == b"\xef\xbb\xbf" or data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return data
     match = _DECLARATION.match(data)
