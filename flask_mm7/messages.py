@@ -273,8 +273,9 @@ def build_message(
 
     fields: dict[str, Element] = {}
     for item in element:  # one pass: children by local name, the first of each wins
-        if isinstance(item.tag, str):
-            fields.setdefault(local_name(item.tag), item)
+        tag = item.tag
+        if isinstance(tag, str):  # local_name() inlined: about 15 children per request
+            fields.setdefault(tag.rpartition("}")[2], item)
 
     def get(name: str) -> str | None:
         return text_of(fields.get(name))
