@@ -18,6 +18,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.utils import secure_filename
 
 from .headers import parse_options
+from .mime import header_value
 
 _STRIP = " \t\r\n\u00a0<>"
 _UNSAFE_CHARSETS = {"utf-7", "utf_7", "u7", "unicode-1-1-utf-7"}
@@ -91,10 +92,7 @@ class Attachment:
         self.index = index
 
     def _header(self, name: str) -> str | None:
-        for key, value in self._raw_headers:
-            if key.lower() == name:
-                return value
-        return None
+        return header_value(self._raw_headers, name)
 
     @_cached
     def content_type(self) -> str:

@@ -40,6 +40,7 @@ from .errors import (
 from .headers import parse_mimetype
 from .logs import get_logger
 from .overload import ConcurrencyLimit
+from .parts import is_xml_type
 from .receiver import Handler, Receiver, Reply
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -93,9 +94,7 @@ def _acceptable_type(content_type: str | None) -> bool:
     mimetype = parse_mimetype(content_type)
     if mimetype.startswith("multipart/"):
         return mimetype != "multipart/form-data"
-    return mimetype in ("text/xml", "application/xml", "application/soap+xml") or (
-        mimetype.endswith("+xml")
-    )
+    return is_xml_type(mimetype)
 
 
 class MM7Middleware(Receiver):
