@@ -1,9 +1,10 @@
 """Read MM7 SOAP 1.1 envelopes (defused) and write the replies: ``…Rsp`` and SOAP Faults.
 
-Reading: one size-capped ``defusedxml`` parse with DTDs, entities and external references
-forbidden, then a bounded depth check; elements are matched by local name so any prefix, any
-MM7 namespace and unqualified children (VectorCore) all work. Writing: string templates with
-every value escaped, in the request's namespace, ``text/xml; charset=utf-8``.
+Reading: one size-capped ``defusedxml`` parse (:mod:`flask_mm7.xmltree`) with DTDs, entities
+and external references forbidden, then a bounded depth check; elements are matched by local
+name so any prefix, any MM7 namespace and unqualified children (VectorCore) all work.
+Writing: string templates with every value escaped, in the request's namespace,
+``text/xml; charset=utf-8``.
 Knows nothing of MIME, WSGI or Flask.
 """
 
@@ -14,9 +15,9 @@ import re
 from xml.etree.ElementTree import Element, ParseError
 from xml.sax.saxutils import escape, quoteattr
 
-import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException
 
+from . import xmltree
 from .errors import MalformedRequest, UnsupportedOperation, VersionMismatch
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -128,7 +129,7 @@ def read_envelope(
         data = data.lstrip(b" \t\r\n")
     data = _fix_declaration(data, charset)
     try:
-        root = DefusedET.fromstring(data, forbid_dtd=True)
+        root = xmltree.fromstring(data, forbid_dtd=True)
     except (ParseError, DefusedXmlException, ValueError, LookupError) as exc:
         raise MalformedRequest(2007, f"Message format corrupt: {type(exc).__name__}") from None
     _check_depth(root, data, max_depth)

@@ -1,0 +1,60 @@
+"""Parse untrusted XML into an ElementTree with ``defusedxml``, at C speed where it is safe.
+
+``defusedxml.ElementTree.fromstring`` is the reference: its ``DefusedXMLParser`` refuses DTDs
+(with ``forbid_dtd``), entity declarations and external references by installing expat
+handlers that raise. It must subclass the stdlib's *pure-Python* ``XMLParser`` to do so, and
+that class routes every start tag, end tag and namespace declaration through Python methods
+that expand names via a dict whose every first look-up raises ``KeyError``: about two thirds
+of the 38 µs a typical 1.4 KB MM7 envelope costs.
+
+:func:`fromstring` uses that same defused parser, handlers and all, and changes only where the
+*element* events go: end tags and text straight to the C ``TreeBuilder`` (which ignores the
+end tag's name), start tags through one small function with a ``__missing__`` name cache, and
+the namespace notifications (which the tree does not need) nowhere. Same tree, same errors.
+Knows nothing of SOAP or MM7.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from xml.etree.ElementTree import Element, TreeBuilder
+
+from defusedxml.ElementTree import DefusedXMLParser
+
+
+class _Names(dict):  # type: ignore[type-arg]
+    """expat's ``namespace}local`` names in ElementTree's ``{namespace}local`` spelling.
+
+    One per parse, so it is bounded by the document (itself size-capped by the caller).
+    """
+
+    def __missing__(self, key: str) -> str:
+        value = self[key] = "{" + key if "}" in key else key
+        return value
+
+
+def fromstring(data: bytes, *, forbid_dtd: bool = True) -> Element:
+    """``defusedxml.ElementTree.fromstring(data, forbid_dtd=forbid_dtd)``, faster.
+
+    :raises xml.etree.ElementTree.ParseError: not well-formed.
+    :raises defusedxml.DefusedXmlException: a DTD (with ``forbid_dtd``), an entity
+        declaration or an external reference.
+    """
+    builder = TreeBuilder()
+    parser = DefusedXMLParser(target=builder, forbid_dtd=forbid_dtd)
+    expat = parser.parser
+    names = _Names()
+    tree_start = builder.start
+
+    def start(tag: str, attrib: dict[str, str]) -> t.Any:
+        if attrib:
+            attrib = {names[key]: value for key, value in attrib.items()}
+        return tree_start(names[tag], attrib)
+
+    expat.ordered_attributes = False  # attributes as a dict, as TreeBuilder takes them
+    expat.StartElementHandler = start
+    expat.EndElementHandler = builder.end
+    expat.StartNamespaceDeclHandler = None
+    expat.EndNamespaceDeclHandler = None
+    parser.feed(data)
+    return t.cast(Element, parser.close())
