@@ -402,8 +402,16 @@ def run_email(stream: BinaryIO, content_type: str, sink: Sink) -> None:
 # --------------------------------------------------------------------------------------
 
 
+_OURS_READ_MIME: Any = None
+
+
 def _ours_read_mime() -> Any:
-    return importlib.import_module("flask_mm7.parts").read_mime
+    """``flask_mm7.parts.read_mime``, imported once (as ``run_multipart`` builds its class
+    once): an ``import_module`` per parse cost ~1.5 µs, charged to ours alone."""
+    global _OURS_READ_MIME
+    if _OURS_READ_MIME is None:
+        _OURS_READ_MIME = importlib.import_module("flask_mm7.parts").read_mime
+    return _OURS_READ_MIME
 
 
 def ours_limits() -> Any:

@@ -26,6 +26,10 @@ _UNSAFE_CHARSETS = {"utf-7", "utf_7", "u7", "unicode-1-1-utf-7"}
 
 _T = t.TypeVar("_T")
 
+#: what a closed Attachment reads from: every read raises ``ValueError``
+_CLOSED = io.BytesIO()
+_CLOSED.close()
+
 
 class _cached(t.Generic[_T]):
     """``functools.cached_property`` without its lock.
@@ -232,8 +236,10 @@ class Attachment:
         if self._file is not None:
             self._file.close()
         if self._stream is None and self._read_whole:
-            self._stream = io.BytesIO()  # closed below: a later read fails as after a stream's
-        if self._stream is not None:
+            # a later read fails as after a stream's close; one shared closed stream rather
+            # than a new BytesIO per part (~0.4 µs each, on every request)
+            self._stream = _CLOSED
+        elif self._stream is not None:
             self._stream.close()
 
     def __repr__(self) -> str:

@@ -246,3 +246,24 @@ def test_start_and_href_match_ignoring_case_and_percent_encoding() -> None:
         assert [p.content_id for p in mime.find("cid:pic%40host")] == ["pic@host"]
         assert [p.content_id for p in mime.find("cid:PIC@HOST")] == ["pic@host"]
         assert [p.content_id for p in mime.find("cid:first")] == ["first"]
+
+
+def test_parts_read_or_spooled_cannot_be_read_after_close() -> None:
+    """A spooled part, or one whose whole content was read, fails to read after close()."""
+    body = read_mime(
+        io.BytesIO(seed_body(b"\r\n")), SEED_CONTENT_TYPE, limits=Limits(spool_threshold=10)
+    )
+    small = read_mime(io.BytesIO(seed_body(b"\r\n")), SEED_CONTENT_TYPE)
+    spooled = [p for p in body.parts if p._file is not None]
+    assert spooled
+    read_whole = small.parts[0]
+    assert read_whole.read()
+    body.close()
+    small.close()
+    for part in [*spooled, read_whole]:
+        assert part.stream.closed
+        for read in (part.read, lambda p=part: p.read(5)):
+            with pytest.raises(ValueError):
+                read()
+    with pytest.raises(ValueError):
+        spooled[0].getvalue()
