@@ -73,8 +73,9 @@ class _BoundedInput:
             if self._remaining <= 0:
                 return b""
             size = self._remaining if size < 0 else min(size, self._remaining)
-        elif size < 0:
-            size = self._limit + 1 - self._total
+        else:  # chunked: never read more than one byte past the limit
+            room = self._limit + 1 - self._total
+            size = room if size < 0 else min(size, room)
         try:
             data = self._raw.read(size)
         except (OSError, ValueError) as exc:  # connection reset, closed socket

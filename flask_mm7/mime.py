@@ -213,103 +213,171 @@ class MultipartDecoder:
     # -- the state machine ------------------------------------------------------------------
 
     def _run(self, events: list[Event], final: bool) -> None:
-        """Advance through the buffer as far as its bytes allow."""
-        while True:
-            state = self._state
-            if state == _HEADERS:
-                if not self._read_headers(events, final):
-                    return
-            elif state == _DONE:
-                self._buffer = b""
-                self._pos = 0
-                return
-            elif not self._read_until_delimiter(events, final):
-                return
+        """Advance through the buffer as far as its bytes allow.
 
-    def _read_until_delimiter(self, events: list[Event], final: bool) -> bool:
-        """In a part body or a preamble/epilogue: find the next delimiter. False: need data.
+        One loop for the whole cycle (find a delimiter, end the part before it, read the next
+        header block), with the position and state in local variables; only the rare cases
+        (a chunk cut inside a delimiter or a header block, a nested multipart opening) call
+        helper methods. A method call per delimiter and per header block, each re-reading the
+        decoder's attributes, cost about a third of the decoder's time on small bodies.
 
-        One scan for the prefix all open delimiters share (``--`` at least; JavaMail's nested
-        boundaries share most of their length), then a check of each level at every hit,
-        the innermost first: its delimiter is the longer, more specific one. At a delimiter it
-        emits the end of the current part (and of the inner multiparts it closes) itself.
+        Delimiter search: one scan for the prefix all open delimiters share (``--`` at least;
+        JavaMail's nested boundaries share most of their length), then a check of each level
+        at every hit, the innermost first: its delimiter is the longer, more specific one.
         """
         buf = self._buffer
-        pos = self._pos
         size = len(buf)
-        delimiters = self._delimiters
-        common = self._common
-        top = len(delimiters) - 1
-        hit = buf.find(common, pos)
-        while hit >= 0:
-            for level in range(top, -1, -1):
-                delimiter = delimiters[level]
-                if not buf.startswith(delimiter, hit):
-                    if (
-                        not final
-                        and size - hit < len(delimiter)
-                        and delimiter.startswith(buf[hit:])
-                    ):
-                        return self._wait_at(hit, events)  # cut short by the chunk's end
-                    continue
-                after = hit + len(delimiter)
-                if size - after < 2 and not final:
-                    return self._wait_at(hit, events)  # "--" or a CRLF may follow
-                if buf.startswith(b"\r\n", after):  # the usual tail: no need for the regex
-                    end = after + 2
-                    is_close = False
+        pos = self._pos
+        state = self._state
+        append = events.append
+        while True:
+            if state == _HEADERS:
+                # One regex takes the whole run of ``Name: value`` lines (folded ones
+                # included); the block ends at a blank line, or at the first line that is not
+                # a header (OpenMarket sends no blank line), which then starts the body.
+                if final and pos >= size:
+                    break  # "--b" then nothing: the close delimiter is missing
+                block = _HEADER_BLOCK.match(buf, pos)
+                stop = block.end()  # type: ignore[union-attr]
+                end = block.start(1)  # type: ignore[union-attr]
+                blank = end >= 0
+                if not blank:
+                    end = stop
+                if stop - pos > self.max_header_size:  # the blank line counts too
+                    raise LimitExceeded(2007, "Part header block too large")
+                if not final and (stop == size or not blank) and self._block_may_go_on(end):
+                    if size - pos > self.max_header_size:
+                        raise LimitExceeded(2007, "Part header block too large")
+                    break
+                if end == pos:
+                    headers: list[tuple[str, str]] = []
+                    text = ""
                 else:
+                    raw_block = buf[pos:end]
+                    try:  # UTF-8 when valid (so U+00A0 strips as whitespace), else Latin-1
+                        text = raw_block.decode()
+                    except UnicodeDecodeError:
+                        text = raw_block.decode("latin-1")
+                    # a fold is a line break then a blank; four C-level "in"s beat one regex
+                    if "\n " in text or "\n\t" in text or "\r " in text or "\r\t" in text:
+                        # RFC 5322 §2.2.3: unfold (whitespace runs, line breaks included,
+                        # become one space)
+                        headers = [
+                            (n, " ".join(v.split())) for n, v in _FOLDED_FIELD.findall(text)
+                        ]
+                    else:  # the usual case, with the simpler regex
+                        headers = _FIELD.findall(text)
+                    if not blank:
+                        self.defects.append("no blank line after part headers")
+                pos = stop
+                count = self.part_count = self.part_count + 1
+                if count > self.max_parts:
+                    raise LimitExceeded(2007, f"More than {self.max_parts} MIME parts")
+                depth = len(self._delimiters) - 1
+                # "multipart/" in the lowered text is needed for multipart_boundary to find
+                # one too, and this C-level test is ~5x cheaper than the case-insensitive
+                # regex on a leaf
+                if not text or "multipart/" not in text.lower() or not _MULTIPART.search(text):
+                    # tuple.__new__ is NamedTuple's own __new__ minus a Python frame
+                    append(_new_tuple(PartStart, (headers, depth, False)))
+                    state = _BODY
+                else:
+                    state = self._open(headers, depth, events)
+                continue
+            if state == _DONE:
+                buf = self._buffer = b""
+                size = pos = 0
+                break
+            # in a part's data (_BODY) or a preamble or epilogue (_DISCARD): the next delimiter
+            delimiters = self._delimiters
+            common = self._common
+            top = len(delimiters) - 1
+            wait = False  # True: the bytes at ``hit`` may start a delimiter; more are needed
+            hit = buf.find(common, pos)
+            while hit >= 0:
+                for level in range(top, -1, -1):
+                    delimiter = delimiters[level]
+                    if not buf.startswith(delimiter, hit):
+                        if (
+                            not final
+                            and size - hit < len(delimiter)
+                            and delimiter.startswith(buf[hit:])
+                        ):
+                            wait = True  # cut short by the chunk's end
+                            break
+                        continue
+                    after = hit + len(delimiter)
+                    if size - after < 2 and not final:
+                        wait = True  # "--" or a CRLF may follow
+                        break
+                    if buf.startswith(b"\r\n", after):  # the usual tail: no need for the regex
+                        end = after + 2
+                        is_close = False
+                        break
                     tail = _DELIMITER_TAIL.match(buf, after)
                     end = tail.end()  # type: ignore[union-attr]
                     close_mark, line_break = tail.groups()  # type: ignore[union-attr]
-                    # at the end of the input, more padding or the LF of a CR may follow; after
-                    # a whole line break nothing can (a body's final "--b--\r\n" is then taken
-                    # now, with the last part's data in one piece, not left to close())
+                    # at the end of the input, more padding or the LF of a CR may follow;
+                    # after a whole line break nothing can (a body's final "--b--\r\n" is then
+                    # taken now, with the last part's data in one piece, not left to close())
                     if end == size and not final and line_break in (None, b"\r"):
-                        return self._wait_at(hit, events)
+                        wait = True
+                        break
                     if line_break is None and end != size:
                         if close_mark is None:
                             continue  # "--b" followed by more boundary-ish text: data
                         end = after + 2  # "--b--" glued to what follows
                     is_close = close_mark is not None
-                # a delimiter: end the current part (inlined, it runs once per part)
-                depth = top
-                ends = self._ends
-                if self._state == _BODY:
-                    # the line break before the delimiter belongs to it (RFC 2046)
-                    data_end = hit
-                    if buf.endswith(b"\r\n", pos, hit):
-                        data_end -= 2
-                    elif buf.endswith(_LINE_BREAKS, pos, hit):
-                        data_end -= 1
-                    if data_end > pos:
-                        events.append(buf[pos:data_end])
-                    events.append(ends[depth])
-                self._pos = end
-                # a delimiter of an outer level closes the inner multiparts still open
-                while depth > level:
-                    self._pop()
-                    depth -= 1
-                    self.defects.append("nested multipart without close delimiter")
-                    events.append(ends[depth])
-                if not is_close:
-                    self._state = _HEADERS
-                elif level == 0:
-                    self._state = _DONE
-                else:
-                    self._pop()
-                    events.append(ends[level - 1])
-                    self._state = _DISCARD  # the container's epilogue
-                return True
-            hit = buf.find(common, hit + 1)
-        if not final:  # else close() decides what the unterminated rest is
-            # no delimiter in sight: release what cannot be the start of one
-            end = self._safe_end()
-            if end > pos:
-                if self._state == _BODY:
-                    events.append(buf[pos:end])
-                self._pos = end
-        return False
+                    break
+                else:  # no open delimiter starts at this hit
+                    hit = buf.find(common, hit + 1)
+                    continue
+                break
+            if wait:
+                self._pos = pos
+                self._state = state
+                self._wait_at(hit, events)
+                return
+            if hit < 0:
+                if not final:  # else close() decides what the unterminated rest is
+                    # no delimiter in sight: release what cannot be the start of one
+                    self._pos = pos
+                    end = self._safe_end()
+                    if end > pos:
+                        if state == _BODY:
+                            append(buf[pos:end])
+                        pos = end
+                break
+            # a delimiter of ``level`` at ``hit``: end the current part, and the inner
+            # multiparts it closes
+            depth = top
+            ends = self._ends
+            if state == _BODY:
+                # the line break before the delimiter belongs to it (RFC 2046)
+                data_end = hit
+                if buf.endswith(b"\r\n", pos, hit):
+                    data_end -= 2
+                elif buf.endswith(_LINE_BREAKS, pos, hit):
+                    data_end -= 1
+                if data_end > pos:
+                    append(buf[pos:data_end])
+                append(ends[depth])
+            pos = end
+            while depth > level:
+                self._pop()
+                depth -= 1
+                self.defects.append("nested multipart without close delimiter")
+                append(ends[depth])
+            if not is_close:
+                state = _HEADERS
+            elif level == 0:
+                state = _DONE
+            else:
+                self._pop()
+                append(ends[level - 1])
+                state = _DISCARD  # the container's epilogue
+        self._pos = pos
+        self._state = state
 
     def _wait_at(self, start: int, events: list[Event]) -> bool:
         """Release the data before a possible delimiter at ``start`` and wait for more."""
@@ -343,62 +411,13 @@ class MultipartDecoder:
                 return index
         return size
 
-    def _read_headers(self, events: list[Event], final: bool) -> bool:
-        """Consume the current part's header block. False: need more data.
-
-        One regex takes the whole run of ``Name: value`` lines (folded ones included); the
-        block ends at a blank line, or at the first line that is not a header (OpenMarket
-        sends no blank line), which then starts the body.
-        """
-        buf = self._buffer
-        pos = self._pos
-        if final and pos >= len(buf):
-            return False  # "--b" then nothing: the close delimiter is missing
-        block = _HEADER_BLOCK.match(buf, pos)
-        stop = block.end()  # type: ignore[union-attr]
-        end = block.start(1)  # type: ignore[union-attr]
-        blank = end >= 0
-        if not blank:
-            end = stop
-        if stop - pos > self.max_header_size:  # the blank line counts too
-            raise LimitExceeded(2007, "Part header block too large")
-        if not final and (stop == len(buf) or not blank) and self._block_may_go_on(end):
-            if len(buf) - pos > self.max_header_size:
-                raise LimitExceeded(2007, "Part header block too large")
-            return False
-        self._pos = stop
-        if end == pos:
-            headers: list[tuple[str, str]] = []
-        else:
-            raw_block = buf[pos:end]
-            try:  # UTF-8 when valid (so U+00A0 strips as whitespace), else Latin-1
-                text = raw_block.decode()
-            except UnicodeDecodeError:
-                text = raw_block.decode("latin-1")
-            # a fold is a line break then a blank; four C-level "in"s beat one regex search
-            if "\n " in text or "\n\t" in text or "\r " in text or "\r\t" in text:
-                # RFC 5322 §2.2.3: unfold (whitespace runs, line breaks included, become one space)
-                headers = [(n, " ".join(v.split())) for n, v in _FOLDED_FIELD.findall(text)]
-            else:  # the usual case, with the simpler regex
-                headers = _FIELD.findall(text)
-            if not blank:
-                self.defects.append("no blank line after part headers")
-        count = self.part_count = self.part_count + 1
-        if count > self.max_parts:
-            raise LimitExceeded(2007, f"More than {self.max_parts} MIME parts")
-        depth = len(self._delimiters) - 1
-        # "multipart/" in the lowered text is needed for multipart_boundary to find one too,
-        # and this C-level test is ~5x cheaper than the case-insensitive regex on a leaf
-        if end == pos or "multipart/" not in text.lower() or _MULTIPART.search(text) is None:
-            # tuple.__new__ is NamedTuple's own __new__ minus a Python frame: once per part
-            events.append(_new_tuple(PartStart, (headers, depth, False)))
-            self._state = _BODY
-            return True
+    def _open(self, headers: list[tuple[str, str]], depth: int, events: list[Event]) -> int:
+        """A part whose headers declare a multipart: enter it (the new state: its preamble),
+        or treat it as an opaque leaf when it names no boundary."""
         boundary = multipart_boundary(header_value(headers, "content-type"))
         if boundary is None:  # multipart without a boundary: opaque
             events.append(PartStart(headers, depth, False))
-            self._state = _BODY
-            return True
+            return _BODY
         if len(self._delimiters) >= self.max_depth:
             raise LimitExceeded(2007, f"MIME parts nested deeper than {self.max_depth}")
         events.append(PartStart(headers, depth, True))
@@ -411,8 +430,7 @@ class MultipartDecoder:
             self._ends.append(PartEnd(len(self._ends)))
         self._commons.append(self._common)
         self._common = _common_prefix(self._common, self._delimiters[-1])
-        self._state = _DISCARD  # the nested multipart's preamble
-        return True
+        return _DISCARD  # the nested multipart's preamble
 
     def _block_may_go_on(self, end: int) -> bool:
         """Can the header block matched up to ``end`` still grow with more data?
