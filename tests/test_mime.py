@@ -119,6 +119,16 @@ def test_headers_any_case_folded_and_latin1() -> None:
     assert data == b"x"
 
 
+def test_folded_header_cut_inside_its_continuation_line() -> None:
+    """A chunk ending inside a folded continuation line must not end the header block
+    (it did: the rest of the fold became body data, with a "no blank line" defect)."""
+    for nl in (b"\r\n", b"\n"):
+        body = multipart([(["Content-Type: text/plain;", "\tcharset=utf-8"], b"x")], "b", nl=nl)
+        cut = body.index(b"\tcharset") + 3
+        for chunks in ([body], [body[:cut], body[cut:]], *splits(body)):
+            assert leaves(decode(chunks)) == [({"content-type": "text/plain; charset=utf-8"}, b"x")]
+
+
 def test_line_breaks_inside_binary_data_are_kept() -> None:
     data = b"\r\n\x89PNG\r\n\n\r-\r\n"
     for nl in (b"\r\n", b"\n"):
