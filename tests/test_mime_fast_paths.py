@@ -1,9 +1,10 @@
-"""The decoder's quick header path gives exactly what its general path gives.
+"""The decoder's fast paths give exactly what its general paths give.
 
 ``MultipartDecoder`` takes a usual header block (CRLF lines, all headers, then a blank line)
-with a search and one anchored regex, and hands every other block to the general regex path.
-These tests run each body twice, the second time with the quick path switched off
-(``_quick_window = 0``), whole and cut into chunks, and compare the events and defects.
+with a search and one anchored regex, and hands every other block to the general regex path;
+and it searches a long part for each open delimiter whole when they share only a short prefix.
+These tests run each body again with the fast path switched off, whole and cut into chunks,
+and compare the events and defects.
 """
 
 from __future__ import annotations
@@ -17,8 +18,18 @@ from flask_mm7.errors import MM7Error
 from flask_mm7.mime import MultipartDecoder
 
 
-def _decode(chunks: list[bytes], boundary: bytes, quick: bool) -> tuple[object, ...]:
-    decoder = MultipartDecoder(boundary, max_header_size=4096)
+class _PrefixOnlyDecoder(MultipartDecoder):
+    """Always searches the shared prefix of the open delimiters."""
+
+    def _choose_search(self) -> bool:
+        self._split = False
+        return False
+
+
+def _decode(
+    chunks: list[bytes], boundary: bytes, quick: bool, split: bool = True
+) -> tuple[object, ...]:
+    decoder = (MultipartDecoder if split else _PrefixOnlyDecoder)(boundary, max_header_size=4096)
     if not quick:
         decoder._quick_window = 0
     events: list[object] = []
@@ -96,3 +107,51 @@ _LINE_PIECES = st.sampled_from(
 def test_quick_path_matches_general_path_on_generated_blocks(lines: list[bytes]) -> None:
     block = b"\r\n".join(lines) + b"\r\n\r\n"
     assert_same(b"--b\r\n" + block + b"data\r\n--b\r\n" + block + b"--b--\r\n")
+
+
+def _long_nested_body(inner_data: bytes, inner_close: bool = True) -> bytes:
+    outer, inner = b"----=_Part_1_1111111111.1234567890", b"----=_Part_2_2222222222.1234567890"
+    body = (
+        b"--" + outer + b"\r\nContent-Type: text/xml\r\n\r\n<x/>\r\n"
+        b"--" + outer + b'\r\nContent-Type: multipart/mixed; boundary="' + inner + b'"\r\n\r\n'
+        b"--" + inner + b"\r\nContent-Type: image/jpeg\r\n\r\n" + inner_data + b"\r\n"
+        b"--" + inner + b"\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+    )
+    if inner_close:
+        body += b"--" + inner + b"--\r\n"
+    return body + b"--" + outer + b"\r\nContent-Type: a/b\r\n\r\nlast\r\n--" + outer + b"--\r\n"
+
+
+LONG = bytes(range(256)) * 400  # 100 KiB: past the near window, so the search strategy counts
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["plain", "near misses", "outer delimiter inside", "inner close missing", "glued"],
+)
+def test_whole_delimiter_search_matches_prefix_search(name: str) -> None:
+    outer, inner = (
+        b"--" + b"----=_Part_1_1111111111.1234567890",
+        b"--" + b"----=_Part_2_2222222222.1234567890",
+    )
+    data = {
+        "plain": LONG,
+        "near misses": LONG[:70000] + inner[:-1] + b"X" + LONG[:50000] + outer[:20] + LONG[:9000],
+        "outer delimiter inside": LONG[:80000] + b"\r\n" + outer + b"\r\nX: y\r\n\r\n" + LONG,
+        "inner close missing": LONG,
+        "glued": LONG[:90000] + inner + b"1" + LONG[:10],
+    }[name]
+    body = _long_nested_body(data, inner_close=name != "inner close missing")
+    boundary = b"----=_Part_1_1111111111.1234567890"
+    expected = _decode([body], boundary, quick=True, split=False)
+    assert _decode([body], boundary, quick=True) == expected
+    for size in (1000, 65536, 65537, 100_003):
+        chunks = [body[i : i + size] for i in range(0, len(body), size)]
+        assert _decode(chunks, boundary, quick=True) == expected
+        assert _decode(chunks, boundary, quick=True, split=False) == expected
+
+
+def test_whole_delimiter_search_is_chosen_for_javamail_boundaries() -> None:
+    decoder = MultipartDecoder(b"----=_Part_1_1111111111.1234567890")
+    decoder.feed(_long_nested_body(LONG)[:90000])
+    assert decoder._split is True
