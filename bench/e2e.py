@@ -11,6 +11,7 @@ sync workers close after every response).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import re
@@ -24,7 +25,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from .bodies import HTTP_HEADERS, Body
 
@@ -214,15 +215,48 @@ def load_python(port: int, body: Body, duration: float, conns: int) -> LoadResul
     return LoadResult(len(flat) / elapsed, p99 * 1e3, len(flat), sum(errors), "python")
 
 
-def run_app(
-    spec: str, body: Body, *, duration: float, conns: int, tool: str = "auto"
-) -> LoadResult:
-    """Start gunicorn on ``spec``, check it, load it, stop it."""
-    use_wrk = tool == "wrk" or (tool == "auto" and shutil.which("wrk") is not None)
-    with Server(spec) as port:
-        check_app(port, body)
-        # warm both workers (imports, first-request caches) before timing
-        load_python(port, body, min(0.5, duration / 4), 2)
-        if use_wrk:
-            return load_wrk(port, body, duration, conns, threads=min(2, conns))
-        return load_python(port, body, duration, conns)
+def load(port: int, body: Body, *, duration: float, conns: int, tool: str = "auto") -> LoadResult:
+    """Load the app on ``port`` for ``duration`` seconds with wrk (or the Python client)."""
+    if tool == "wrk" or (tool == "auto" and shutil.which("wrk") is not None):
+        return load_wrk(port, body, duration, conns, threads=min(2, conns))
+    return load_python(port, body, duration, conns)
+
+
+def median_result(results: List[LoadResult]) -> LoadResult:
+    """One result for several rounds: median req/s and p99, requests and errors summed."""
+    return LoadResult(
+        statistics.median(r.rps for r in results),
+        statistics.median(r.p99_ms for r in results),
+        sum(r.requests for r in results),
+        sum(r.errors for r in results),
+        results[0].tool,
+    )
+
+
+def run_apps(
+    specs: Dict[str, str],
+    body: Body,
+    *,
+    duration: float,
+    conns: int,
+    tool: str = "auto",
+    rounds: int = 1,
+) -> Dict[str, List[LoadResult]]:
+    """Start gunicorn for every app at once, check and warm each, then load them in turn,
+    ``rounds`` times, the order rotating each round (an idle sync server costs nothing):
+    machine noise then hits every app alike, and the medians compare like with like."""
+    results: Dict[str, List[LoadResult]] = {name: [] for name in specs}
+    with contextlib.ExitStack() as stack:
+        ports = {name: stack.enter_context(Server(spec)) for name, spec in specs.items()}
+        for port in ports.values():
+            check_app(port, body)
+            # warm both workers (imports, first-request caches) before timing
+            load_python(port, body, min(0.5, duration / 4), 2)
+        names = list(specs)
+        for round_ in range(rounds):
+            shift = round_ % len(names)
+            for name in names[shift:] + names[:shift]:
+                results[name].append(
+                    load(ports[name], body, duration=duration, conns=conns, tool=tool)
+                )
+    return results

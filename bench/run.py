@@ -191,31 +191,34 @@ def ours_app_available() -> bool:
 
 
 def bench_http(
-    body: Body, duration: float, conns: int, tool: str
+    body: Body, duration: float, conns: int, tool: str, rounds: int = 1
 ) -> Tuple[Dict[str, Optional[e2e.LoadResult]], str]:
     from bench.apps import GUNICORN_SPECS
 
-    out: Dict[str, Optional[e2e.LoadResult]] = {}
     if not e2e.gunicorn_available():
         return dict.fromkeys(HTTP_APPS), "gunicorn not installed: HTTP section skipped"
-    for app in HTTP_APPS:
-        if app == "ours" and not ours_app_available():
-            out[app] = None
-            continue
-        try:
-            out[app] = e2e.run_app(GUNICORN_SPECS[app], body, duration=duration, conns=conns,
-                                   tool=tool)  # fmt: skip
-        except Exception as exc:
-            log(f"  http {app} ERROR {exc}")
-            out[app] = None
-            continue
-        r = out[app]
-        log(f"  http {app:7} {r.rps:9.0f} req/s  p99 {r.p99_ms:7.2f} ms  ({r.tool}, "  # type: ignore[union-attr]
-            f"{r.requests} requests, {r.errors} errors)")  # type: ignore[union-attr]  # fmt: skip
+    apps = [app for app in HTTP_APPS if app != "ours" or ours_app_available()]
+    try:
+        runs = e2e.run_apps({app: GUNICORN_SPECS[app] for app in apps}, body,
+                            duration=duration, conns=conns, tool=tool, rounds=rounds)  # fmt: skip
+    except Exception as exc:
+        log(f"  http ERROR {exc}")
+        return dict.fromkeys(HTTP_APPS), f"HTTP section failed: {exc}"
+    out: Dict[str, Optional[e2e.LoadResult]] = dict.fromkeys(HTTP_APPS)
+    for app, results in runs.items():
+        r = out[app] = e2e.median_result(results)
+        per_round = ", ".join(f"{x.rps:.0f}" for x in results)
+        log(f"  http {app:7} {r.rps:9.0f} req/s  p99 {r.p99_ms:7.2f} ms  ({r.tool}, "
+            f"{r.requests} requests, {r.errors} errors; rounds: {per_round})")  # fmt: skip
     tool_used = next((r.tool for r in out.values() if r is not None), tool)
+    per_app = "; ".join(
+        f"{app} " + ", ".join(f"{x.rps:.0f}" for x in results) for app, results in runs.items()
+    )
     note = (
-        f"gunicorn 2 sync workers on 127.0.0.1, {tool_used}, {conns} connections, "
-        f"{duration:g} s per app, body: {body.name} ({body.size} bytes)"
+        f"gunicorn 2 sync workers on 127.0.0.1, {tool_used}, {conns} connections, body: "
+        f"{body.name} ({body.size} bytes). The three servers run side by side; each round loads "
+        f"each app for {duration:g} s in turn (the order rotating), and the table gives the "
+        f"median of {rounds} rounds (req/s per round: {per_app})."
     )
     return out, note
 
@@ -465,7 +468,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-rss", action="store_true", help="skip the RSS subprocess probes")
     p.add_argument("--budget", type=float, default=1.0,
                    help="seconds per timing cell (default 1.0; huge gets 3×)")  # fmt: skip
-    p.add_argument("--http-duration", type=float, default=5.0, help="seconds per app")
+    p.add_argument("--http-duration", type=float, default=5.0,
+                   help="seconds per app and round")  # fmt: skip
+    p.add_argument("--http-rounds", type=int, default=3,
+                   help="interleaved rounds per app; medians are reported")  # fmt: skip
     p.add_argument("--http-conns", type=int, default=4, help="concurrent connections")
     p.add_argument("--http-tool", choices=("auto", "wrk", "python"), default="auto")
     p.add_argument("--out", help="directory for RESULTS.md (default bench/, smoke: a temp dir)")
@@ -514,7 +520,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             res.http, res.http_note = bench_http(body, 0.3, 2, "python")
         else:
             res.http, res.http_note = bench_http(
-                body, args.http_duration, args.http_conns, args.http_tool
+                body, args.http_duration, args.http_conns, args.http_tool, args.http_rounds
             )
     else:
         res.http = dict.fromkeys(HTTP_APPS)
