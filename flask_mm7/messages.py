@@ -36,7 +36,7 @@ _DAY = datetime.timedelta(days=1)
 #: the longest header value kept (UAProf, carrier id): longer ones are cut, never stored whole
 MAX_HEADER_VALUE = 1024
 #: HTTP headers kept out of ``msg.headers`` (credentials must never reach logs or storage)
-_SECRET_HEADERS = ("Authorization", "Proxy-Authorization", "Cookie")
+_SECRET_HEADERS = frozenset(("authorization", "proxy-authorization", "cookie"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,10 +180,13 @@ def parse_datetime(value: str | None) -> datetime.datetime | None:
     return moment
 
 
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+
+
 def _bool(value: str | None) -> bool | None:
     if value is None:
         return None
-    return {"true": True, "1": True, "false": False, "0": False}.get(value.strip().lower())
+    return _BOOLEANS.get(value.strip().lower())
 
 
 def _address(element: Element, role: str | None) -> Address | None:
@@ -254,7 +257,7 @@ def _version_at_least(version: str, wanted: tuple[int, ...]) -> bool:
 
 def safe_headers(headers: t.Iterable[tuple[str, str]]) -> Headers:
     """A copy of the HTTP headers without credentials."""
-    return Headers([(k, v) for k, v in headers if k.title() not in _SECRET_HEADERS])
+    return Headers([(k, v) for k, v in headers if k.lower() not in _SECRET_HEADERS])
 
 
 def build_message(
