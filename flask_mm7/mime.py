@@ -234,13 +234,14 @@ class MultipartDecoder:
 
         One loop for the whole cycle (find a delimiter, end the part before it, read the next
         header block), with the position and state in local variables; only the rare cases
-        (a chunk cut inside a delimiter or a header block, a nested multipart opening) call
-        helper methods. A method call per delimiter and per header block, each re-reading the
-        decoder's attributes, cost about a third of the decoder's time on small bodies.
+        (a chunk cut inside a delimiter or a header block, a general header block, a nested
+        multipart opening) call helper methods.
 
         Delimiter search: one scan for the prefix all open delimiters share (``--`` at least;
-        JavaMail's nested boundaries share most of their length), then a check of each level
+        JavaMail's nested boundaries share their first 18 bytes), then a check of each level
         at every hit, the innermost first: its delimiter is the longer, more specific one.
+        Past the first 64 KiB of a part, each delimiter may be searched whole instead
+        (:meth:`_choose_search`).
         """
         buf = self._buffer
         size = len(buf)
