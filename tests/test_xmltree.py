@@ -103,3 +103,17 @@ def test_external_dtd_subset_is_never_fetched() -> None:
     data = b'<!DOCTYPE a SYSTEM "http://192.0.2.1/x.dtd"><a>t</a>'
     expected = DefusedET.fromstring(data, forbid_dtd=False)
     assert _dump(xmltree.fromstring(data, forbid_dtd=False)) == _dump(expected)
+
+
+def test_name_cache_is_shared_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Names are remembered across parses, and senders inventing names cannot grow the cache
+    past its bound (the trees stay right when it is emptied mid-parse)."""
+    monkeypatch.setattr(xmltree, "_MAX_NAMES", 50)
+    monkeypatch.setattr(xmltree, "_NAMES", xmltree._Names())
+    xmltree.fromstring(b'<a xmlns="urn:x"><b/></a>')
+    assert xmltree._NAMES == {"urn:x}a": "{urn:x}a", "urn:x}b": "{urn:x}b"}
+    for round_ in range(3):
+        names = "".join(f'<n{round_}_{i} xmlns="urn:{i}" a{i}="v"/>' for i in range(40))
+        data = f"<root>{names}</root>".encode()
+        assert _dump(xmltree.fromstring(data)) == _dump(DefusedET.fromstring(data))
+        assert len(xmltree._NAMES) <= 50
