@@ -18,6 +18,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,8 @@ class Results:
     tracemalloc: Dict[str, Dict[str, Optional[int]]] = field(default_factory=dict)
     rss: Dict[str, Dict[str, Optional[float]]] = field(default_factory=dict)
     http: Dict[str, Optional[e2e.LoadResult]] = field(default_factory=dict)
+    #: every round's result per app, in round order
+    http_rounds: Dict[str, List[e2e.LoadResult]] = field(default_factory=dict)
     http_note: str = ""
     notes: List[str] = field(default_factory=list)
 
@@ -192,18 +195,18 @@ def ours_app_available() -> bool:
 
 def bench_http(
     body: Body, duration: float, conns: int, tool: str, rounds: int = 1
-) -> Tuple[Dict[str, Optional[e2e.LoadResult]], str]:
+) -> Tuple[Dict[str, Optional[e2e.LoadResult]], Dict[str, List[e2e.LoadResult]], str]:
     from bench.apps import GUNICORN_SPECS
 
     if not e2e.gunicorn_available():
-        return dict.fromkeys(HTTP_APPS), "gunicorn not installed: HTTP section skipped"
+        return dict.fromkeys(HTTP_APPS), {}, "gunicorn not installed: HTTP section skipped"
     apps = [app for app in HTTP_APPS if app != "ours" or ours_app_available()]
     try:
         runs = e2e.run_apps({app: GUNICORN_SPECS[app] for app in apps}, body,
                             duration=duration, conns=conns, tool=tool, rounds=rounds)  # fmt: skip
     except Exception as exc:
         log(f"  http ERROR {exc}")
-        return dict.fromkeys(HTTP_APPS), f"HTTP section failed: {exc}"
+        return dict.fromkeys(HTTP_APPS), {}, f"HTTP section failed: {exc}"
     out: Dict[str, Optional[e2e.LoadResult]] = dict.fromkeys(HTTP_APPS)
     for app, results in runs.items():
         r = out[app] = e2e.median_result(results)
@@ -217,10 +220,12 @@ def bench_http(
     note = (
         f"gunicorn 2 sync workers on 127.0.0.1, {tool_used}, {conns} connections, body: "
         f"{body.name} ({body.size} bytes). The three servers run side by side; each round loads "
-        f"each app for {duration:g} s in turn (the order rotating), and the table gives the "
-        f"median of {rounds} rounds (req/s per round: {per_app})."
+        f"each app for {duration:g} s in turn (the order rotating). The table gives each app's "
+        f"median over {rounds} rounds (req/s per round: {per_app}); the ratios in the targets "
+        "are medians of the per-round ratios, each from loads seconds apart (the machine's "
+        "speed drifts over a run)."
     )
-    return out, note
+    return out, runs, note
 
 
 # --------------------------------------------------------------------------------------
@@ -244,6 +249,18 @@ def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
 
 def _fr(x: Optional[float], digits: int = 2) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}×"
+
+
+def _round_ratio(res: Results, app: str, reference: str, attr: str) -> Optional[float]:
+    """The median over rounds of ``app``'s ``attr`` divided by ``reference``'s in the same
+    round; the ratio of the two medians when the rounds are missing."""
+    mine, theirs = res.http_rounds.get(app), res.http_rounds.get(reference)
+    if mine and theirs and len(mine) == len(theirs):
+        ratios = [getattr(a, attr) / getattr(b, attr) for a, b in zip(mine, theirs)
+                  if getattr(b, attr)]  # fmt: skip
+        return statistics.median(ratios) if ratios else None
+    a, b = res.http.get(app), res.http.get(reference)
+    return _ratio(a and getattr(a, attr), b and getattr(b, attr))
 
 
 def _med(t: Optional[Timing]) -> Optional[float]:
@@ -315,15 +332,13 @@ def targets(res: Results, sizes: Sequence[str]) -> List[Tuple[str, str, str, str
             r = _ratio(_med(p.get("ours")), _med(p.get("floor")))
             rows.append((f"parse {size}: ours / floor", _fr(r), f"≤ {T_VS_FLOOR:g}×",
                          verdict(r, lambda x: x <= T_VS_FLOOR)))  # fmt: skip
-    h = res.http
-    ours, fixed, std = h.get("ours"), h.get("fixed"), h.get("stdlib")
-    r = _ratio(ours and ours.rps, fixed and fixed.rps)
+    r = _round_ratio(res, "ours", "fixed", "rps")
     rows.append(("HTTP req/s: ours / fixed-reply", _fr(r), f"≥ {T_RPS_VS_FIXED:g}×",
                  verdict(r, lambda x: x >= T_RPS_VS_FIXED)))  # fmt: skip
-    r = _ratio(ours and ours.rps, std and std.rps)
+    r = _round_ratio(res, "ours", "stdlib", "rps")
     rows.append(("HTTP req/s: ours / stdlib-email", _fr(r, 1), f"≥ {T_RPS_VS_STDLIB:g}×",
                  verdict(r, lambda x: x >= T_RPS_VS_STDLIB)))  # fmt: skip
-    r = _ratio(ours and ours.p99_ms, fixed and fixed.p99_ms)
+    r = _round_ratio(res, "ours", "fixed", "p99_ms")
     rows.append(("HTTP p99: ours / fixed-reply", _fr(r), f"< {T_P99_VS_FIXED:g}×",
                  verdict(r, lambda x: x < T_P99_VS_FIXED)))  # fmt: skip
     for size, limit in (("huge", T_RSS_HUGE_MIB), ("typical", T_RSS_TYPICAL_MIB)):
@@ -470,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds per timing cell (default 1.0; huge gets 3×)")  # fmt: skip
     p.add_argument("--http-duration", type=float, default=5.0,
                    help="seconds per app and round")  # fmt: skip
-    p.add_argument("--http-rounds", type=int, default=3,
+    p.add_argument("--http-rounds", type=int, default=5,
                    help="interleaved rounds per app; medians are reported")  # fmt: skip
     p.add_argument("--http-conns", type=int, default=4, help="concurrent connections")
     p.add_argument("--http-tool", choices=("auto", "wrk", "python"), default="auto")
@@ -517,9 +532,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if "http" in sections:
         body = make_body("typical", smoke=smoke)
         if smoke:
-            res.http, res.http_note = bench_http(body, 0.3, 2, "python")
+            res.http, res.http_rounds, res.http_note = bench_http(body, 0.3, 2, "python")
         else:
-            res.http, res.http_note = bench_http(
+            res.http, res.http_rounds, res.http_note = bench_http(
                 body, args.http_duration, args.http_conns, args.http_tool, args.http_rounds
             )
     else:
