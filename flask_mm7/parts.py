@@ -322,7 +322,9 @@ def _read_multipart(
         max_header_size=limits.max_part_header_size,
     )
     leaves: list[Attachment] = []
-    containers: list[str] = []
+    # ids of the multiparts the current part is nested in, outermost first (a tuple: every
+    # leaf's Attachment shares it)
+    containers: tuple[str, ...] = ()
     sink: _Sink | None = None
     # A leaf kept in memory and not transfer-encoded needs no _Sink: its data is collected in
     # ``chunks`` (one slice when the body is fed whole) and its Attachment built here.
@@ -345,28 +347,24 @@ def _read_multipart(
                 elif kind is PartStart:
                     headers = event.headers  # type: ignore[union-attr]
                     if event.is_multipart:  # type: ignore[union-attr]
-                        containers.append(_part_id(headers) or "")
+                        containers = (*containers, _part_id(headers) or "")
                         continue
                     decode = _transfer_decoder(headers)
                     if decode is None and spool_threshold is None:
                         chunks = []
                     else:
-                        sink = _Sink(
-                            headers, tuple(containers), decode, spool_threshold, limits.spool_dir
-                        )
+                        sink = _Sink(headers, containers, decode, spool_threshold, limits.spool_dir)
                 elif chunks is not None:  # PartEnd of a leaf without a _Sink
                     data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
                     leaves.append(
-                        Attachment(
-                            headers, data, container_ids=tuple(containers), index=len(leaves)
-                        )
+                        Attachment(headers, data, container_ids=containers, index=len(leaves))
                     )
                     chunks = None
                 elif sink is not None:  # PartEnd of a leaf
                     leaves.append(sink.finish(len(leaves), defects))
                     sink = None
                 elif containers:  # PartEnd of a container
-                    containers.pop()
+                    containers = containers[:-1]
             if not chunk:
                 break
             chunk = read(chunk_size)

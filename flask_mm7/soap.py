@@ -10,8 +10,8 @@ Knows nothing of MIME, WSGI or Flask.
 
 from __future__ import annotations
 
-import dataclasses
 import re
+import typing as t
 from xml.etree.ElementTree import Element, ParseError
 from xml.sax.saxutils import escape, quoteattr
 
@@ -87,9 +87,11 @@ def attribute(element: Element, name: str) -> str | None:
     return value
 
 
-@dataclasses.dataclass(frozen=True)
-class Envelope:
-    """What the receiver needs from a request envelope; the elements stay reachable."""
+class Envelope(t.NamedTuple):
+    """What the receiver needs from a request envelope; the elements stay reachable.
+
+    (A NamedTuple: built once per request, three times cheaper than a frozen dataclass.)
+    """
 
     #: the TransactionID, trimmed
     transaction_id: str
@@ -262,9 +264,16 @@ _STATUS = (
 )
 
 
+def _text(value: str, limit: int = 1024) -> str:
+    """``value`` cleaned and escaped for element content."""
+    value = clean_text(value, limit)
+    # the usual id, version and status text hold none of the three (escape: 3 replaces)
+    return escape(value) if "&" in value or "<" in value or ">" in value else value
+
+
 def _envelope(namespace: str, transaction_id: str | None, body: str) -> bytes:
     header = (
-        _HEADER.format(transaction_id=escape(clean_text(transaction_id, _MAX_ID)))
+        _HEADER.format(transaction_id=_text(transaction_id, _MAX_ID))
         if transaction_id is not None
         else ""
     )
@@ -274,9 +283,7 @@ def _envelope(namespace: str, transaction_id: str | None, body: str) -> bytes:
 
 
 def _status(version: str, code: int, text: str) -> str:
-    return _STATUS.format(
-        version=escape(clean_text(version, 64)), code=int(code), text=escape(clean_text(text))
-    )
+    return _STATUS.format(version=_text(version, 64), code=int(code), text=_text(text))
 
 
 def write_response(
@@ -312,7 +319,7 @@ def write_fault(
     body = (
         "<soap-env:Fault>\n"
         f"<faultcode>soap-env:{escape(fault_code)}</faultcode>\n"
-        f"<faultstring>{escape(clean_text(fault_string))}</faultstring>\n"
+        f"<faultstring>{_text(fault_string)}</faultstring>\n"
         "<detail>\n<mm7:VASPErrorRsp>\n"
         f"{_status(version, status_code, status_text)}"
         "</mm7:VASPErrorRsp>\n</detail>\n"
