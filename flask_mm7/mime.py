@@ -252,39 +252,18 @@ class MultipartDecoder:
             if state == _HEADERS:
                 if final and pos >= size:
                     break  # "--b" then nothing: the close delimiter is missing
-                # The usual block: header lines ending in CRLF, then a blank line, within a
-                # few hundred bytes. A C-level search for the blank line and one regex
-                # anchored at line starts take it when every line in it is a header (0.6 µs
-                # less per part than the general path); anything else (folds, LF-only or
-                # CR-only lines, no blank line, a block cut by the chunk's end) goes there.
-                text = ""
-                blank_line = buf.find(b"\r\n\r\n", pos, pos + self._quick_window)
-                if blank_line > pos:
-                    raw_block = buf[pos : blank_line + 2]
-                    try:  # UTF-8 when valid (so U+00A0 strips as whitespace), else Latin-1
-                        text = raw_block.decode()
-                    except UnicodeDecodeError:
-                        text = raw_block.decode("latin-1")
-                    headers = _LINE_FIELD.findall(text)
-                    lines = len(headers)
-                    if text.count("\n") == lines == text.count("\r") == text.count("\r\n"):
-                        stop = blank_line + 4
-                    else:
-                        text = ""
-                if not text:
+                block = quick_header_block(buf, pos, self._quick_window)
+                if block is None:  # not the usual block: the general path
                     block = self._header_block(pos, final)
                     if block is None:
                         break  # the block may go on in the next chunk
-                    stop, text, headers = block
+                stop, text, headers = block
                 pos = stop
                 count = self.part_count = self.part_count + 1
                 if count > self.max_parts:
                     raise LimitExceeded(2007, f"More than {self.max_parts} MIME parts")
                 depth = len(self._delimiters) - 1
-                # "multipart/" in the lowered text is needed for multipart_boundary to find
-                # one too, and this C-level test is ~5x cheaper than the case-insensitive
-                # regex on a leaf
-                if not text or "multipart/" not in text.lower() or not _MULTIPART.search(text):
+                if not declares_multipart(text):
                     # tuple.__new__ is NamedTuple's own __new__ minus a Python frame
                     append(_new_tuple(PartStart, (headers, depth, False)))
                     state = _BODY
@@ -538,6 +517,39 @@ class MultipartDecoder:
         if end > start and buf[end] in (32, 9):  # SP or HT after a header: a continuation
             return True
         return _HEADER_PREFIX.fullmatch(buf, end) is not None
+
+
+def quick_header_block(
+    buf: bytes, pos: int, window: int
+) -> tuple[int, str, list[tuple[str, str]]] | None:
+    """The usual header block at ``pos``: (its end, its text, its fields), or None.
+
+    Usual: header lines ending in CRLF, then a blank line, within ``window`` bytes. A C-level
+    search for the blank line and one regex anchored at line starts take it when every line
+    in it is a header (the line and field counts prove it: 0.6 µs less per part than the
+    general regex path). Anything else (folds, LF-only or CR-only lines, no blank line, a
+    block cut short) is None, for the decoder's general path.
+    """
+    blank_line = buf.find(b"\r\n\r\n", pos, pos + window)
+    if blank_line <= pos:
+        return None
+    raw_block = buf[pos : blank_line + 2]
+    try:  # UTF-8 when valid (so U+00A0 strips as whitespace), else Latin-1
+        text = raw_block.decode()
+    except UnicodeDecodeError:
+        text = raw_block.decode("latin-1")
+    headers = _LINE_FIELD.findall(text)
+    lines = len(headers)
+    if text.count("\n") == lines == text.count("\r") == text.count("\r\n"):
+        return blank_line + 4, text, headers
+    return None
+
+
+def declares_multipart(text: str) -> bool:
+    """Does a header block's text hold a ``multipart/*`` Content-Type?"""
+    # "multipart/" in the lowered text is needed for multipart_boundary to find one too, and
+    # this C-level test is ~5x cheaper than the case-insensitive regex on a leaf
+    return bool(text) and "multipart/" in text.lower() and _MULTIPART.search(text) is not None
 
 
 def _common_prefix(common: bytes, delimiter: bytes) -> bytes:

@@ -15,6 +15,7 @@ import tempfile
 import typing as t
 import urllib.parse
 
+from . import wholebody
 from .attachments import Attachment, strip_id
 from .errors import LimitExceeded, MalformedRequest
 from .headers import parse_options
@@ -315,6 +316,23 @@ def _read_multipart(
         raw_boundary = boundary.encode("latin-1")
     except UnicodeEncodeError:
         raw_boundary = boundary.encode()
+    read = stream.read
+    chunk_size = limits.chunk_size
+    chunk = first or read(first_size)
+    ahead: bytes | None = None  # a chunk read to learn whether ``chunk`` is the whole body
+    if spool_threshold is None and not first and chunk:
+        ahead = read(chunk_size)
+        if not ahead:  # the whole body, in memory: the decoder only if it is not plain
+            split = wholebody.split_whole(
+                chunk,
+                raw_boundary,
+                max_parts=limits.max_parts,
+                max_depth=limits.max_depth,
+                max_header_size=limits.max_part_header_size,
+            )
+            if split is not None:
+                whole_defects: list[str] = []  # from transfer encodings only
+                return _finish(_whole_leaves(split, whole_defects), start, whole_defects)
     decoder = MultipartDecoder(
         raw_boundary,
         max_parts=limits.max_parts,
@@ -331,10 +349,7 @@ def _read_multipart(
     chunks: list[bytes] | None = None
     headers: list[tuple[str, str]] = []
     defects = decoder.defects
-    read = stream.read
-    chunk_size = limits.chunk_size
     try:
-        chunk = first or read(first_size)
         while True:
             events = decoder.feed(chunk) if chunk else decoder.close()
             for event in events:
@@ -367,13 +382,39 @@ def _read_multipart(
                     containers = containers[:-1]
             if not chunk:
                 break
-            chunk = read(chunk_size)
+            if ahead is not None:
+                chunk, ahead = ahead, None
+            else:
+                chunk = read(chunk_size)
     except BaseException:
         if sink is not None:
             sink.discard()
         for leaf in leaves:
             leaf.close()
         raise
+    return _finish(leaves, start, defects)
+
+
+def _whole_leaves(split: list[wholebody.Leaf], defects: list[str]) -> list[Attachment]:
+    """Attachments for :func:`flask_mm7.wholebody.split_whole`'s leaves, transfer-decoded
+    as the streaming path decodes them."""
+    leaves = []
+    ids: dict[int, tuple[str, ...]] = {}  # the leaves of one multipart share its tuple
+    for index, (headers, data, containers) in enumerate(split):
+        container_ids = ids.get(id(containers))
+        if container_ids is None:
+            container_ids = ids[id(containers)] = tuple(_part_id(h) or "" for h in containers)
+        decode = _transfer_decoder(headers)
+        if decode is not None:
+            data = decode.feed(data) + decode.flush()
+            if decode.defect:
+                defects.append(decode.defect)
+        leaves.append(Attachment(headers, data, container_ids=container_ids, index=index))
+    return leaves
+
+
+def _finish(leaves: list[Attachment], start: str | None, defects: list[str]) -> MimeBody:
+    """The body of ``leaves``: its root chosen, or MalformedRequest when it has none."""
     root_index = _choose_root(leaves, strip_id(start), defects)
     if root_index is None:
         for leaf in leaves:
