@@ -21,7 +21,8 @@ from werkzeug.http import parse_options_header
 #: unambiguous, so linear
 #: (any whitespace around the parts, line breaks included: a folded header may reach us with
 #: them, as the aggregator's printed header block breaks before ``boundary=``)
-_PARAMETER = re.compile(r';\s*([^\s;=]+)\s*=\s*("[^"\\]*(?:\\.[^"\\]*)*"?|[^;]*)')
+#: (the quoted value's content and the plain value are captured apart: no quote slicing)
+_PARAMETER = re.compile(r';\s*([^\s;=]+)\s*=\s*(?:"([^"\\]*(?:\\.[^"\\]*)*)"?|([^;]*))')
 _ESCAPE = re.compile(r"\\(.)")
 
 
@@ -40,17 +41,15 @@ def parse_options(value: str | None) -> tuple[str, dict[str, str]]:
         mimetype, decoded = parse_options_header(value)
         return mimetype.lower(), decoded
     options: dict[str, str] = {}
-    for name, raw in _PARAMETER.findall(";" + rest):
+    # from the first ";" on (findall's pos: no copy of the rest)
+    for name, quoted, plain in _PARAMETER.findall(value, len(head)):
         name = name.lower()
         if name in options:
             continue
-        if raw[:1] == '"':
-            raw = raw[1:-1] if len(raw) > 1 and raw[-1] == '"' else raw[1:]
-            if "\\" in raw:
-                raw = _ESCAPE.sub(r"\1", raw)
+        if quoted:  # ("" and an empty plain value both give "")
+            options[name] = _ESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted
         else:
-            raw = raw.strip()
-        options[name] = raw
+            options[name] = plain.strip()
     return head.strip().lower(), options
 
 

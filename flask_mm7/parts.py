@@ -401,8 +401,11 @@ def _whole_leaves(split: list[wholebody.Leaf], defects: list[str]) -> list[Attac
     leaves = []
     ids: dict[int, tuple[str, ...]] = {}  # the leaves of one multipart share its tuple
     for index, (headers, data, containers) in enumerate(split):
-        container_ids = ids.get(id(containers))
-        if container_ids is None:
+        if not containers:
+            container_ids: tuple[str, ...] = ()
+        elif id(containers) in ids:
+            container_ids = ids[id(containers)]
+        else:
             container_ids = ids[id(containers)] = tuple(_part_id(h) or "" for h in containers)
         decode = _transfer_decoder(headers)
         if decode is not None:
