@@ -197,7 +197,7 @@ def _read_both(body: bytes, content_type: str) -> tuple[object, object]:
             return [
                 (p.index, p._raw_headers, p.getvalue(), p.container_ids)
                 for p in (mime.root, *mime.parts)
-            ], mime.defects
+            ], sorted(mime.defects)  # decoder and transfer defects interleave by chunking
 
     return (
         summary(content_length=len(body)),
