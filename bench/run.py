@@ -442,10 +442,8 @@ def render(res: Results, sizes: Sequence[str], bodies: Dict[str, Body], smoke: b
                      _fr(_ratio(r.p99_ms, fixed and fixed.p99_ms)), str(r.errors)])  # fmt: skip
     parts.append(_table(["app", "req/s", "p99", "req/s / fixed", "p99 / fixed", "errors"],
                         rows) + "\n")  # fmt: skip
-    std = res.http.get("stdlib")
-    ours = res.http.get("ours")
-    vs_std = _fr(_ratio(ours and ours.rps, std and std.rps), 1)
-    parts.append(f"ours / stdlib-email req/s: {vs_std}\n")
+    vs_std = _fr(_round_ratio(res, "ours", "stdlib", "rps"), 1)
+    parts.append(f"ours / stdlib-email req/s (median of the per-round ratios): {vs_std}\n")
 
     for note in res.notes:
         parts.append(f"- {note}")
