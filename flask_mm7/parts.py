@@ -1,6 +1,8 @@
 """Read an MM7 request body from a stream into decoded, possibly spooled, parts.
 
-Drives :class:`flask_mm7.mime.MultipartDecoder` over a binary stream in fixed chunks, undoes
+Drives :class:`flask_mm7.mime.MultipartDecoder` over a binary stream in fixed chunks (a body
+read whole in memory is first offered to :mod:`flask_mm7.wholebody`, which splits a plain one
+several times faster and declines anything else), undoes
 each part's Content-Transfer-Encoding as the bytes stream through (base64, quoted-printable;
 7bit, 8bit, binary and unknown ones pass unchanged, any case), spools parts larger than a
 threshold to temporary files, and picks the SOAP root part. A bare XML body (no multipart) is a
