@@ -2,10 +2,10 @@
 
 Drives :class:`flask_mm7.mime.MultipartDecoder` over a binary stream in fixed chunks (a body
 read whole in memory is first offered to :mod:`flask_mm7.wholebody`, which splits a plain one
-several times faster and declines anything else), undoes
-each part's Content-Transfer-Encoding as the bytes stream through (base64, quoted-printable;
-7bit, 8bit, binary and unknown ones pass unchanged, any case), spools parts larger than a
-threshold to temporary files, and picks the SOAP root part. A bare XML body (no multipart) is a
+in about two thirds of the time and declines anything else), undoes each part's
+Content-Transfer-Encoding as the bytes stream through (base64, quoted-printable; 7bit, 8bit,
+binary and unknown ones pass unchanged, any case), spools parts larger than a threshold to
+temporary files, and picks the SOAP root part. A bare XML body (no multipart) is a
 root with no other parts. Knows nothing of WSGI, SOAP or Flask.
 """
 
