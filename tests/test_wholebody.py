@@ -12,47 +12,15 @@ import io
 import typing as t
 
 import pytest
-from helpers import SEED_BOUNDARY, mm7_body, multipart, seed_body
+from helpers import SEED_BOUNDARY, decoder_leaves, mm7_body, multipart, seed_body
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_relays import CASES
 
 from flask_mm7.errors import MM7Error
 from flask_mm7.headers import parse_options
-from flask_mm7.mime import MultipartDecoder, PartEnd, PartStart
 from flask_mm7.parts import Limits, read_mime
 from flask_mm7.wholebody import split_whole
-
-Leaves = t.List[t.Tuple[t.Any, bytes, t.Tuple[t.Any, ...]]]
-
-
-def decoder_leaves(body: bytes, boundary: bytes, **limits: int) -> tuple[Leaves, list[str]] | str:
-    """The decoder's leaves (as ``split_whole`` gives them) and defects, or its error."""
-    decoder = MultipartDecoder(boundary, **limits)
-    try:
-        events = decoder.feed(body) + decoder.close()
-    except MM7Error as error:
-        return f"{type(error).__name__}: {error}"
-    leaves: Leaves = []
-    containers: list[t.Any] = []
-    current: tuple[t.Any, list[bytes]] | None = None
-    for event in events:
-        if isinstance(event, bytes):
-            assert current is not None
-            current[1].append(event)
-        elif isinstance(event, PartStart):
-            if event.is_multipart:
-                containers.append(event.headers)
-            else:
-                current = (event.headers, [])
-        else:
-            assert isinstance(event, PartEnd)
-            if current is not None:
-                leaves.append((current[0], b"".join(current[1]), tuple(containers)))
-                current = None
-            else:
-                containers.pop()
-    return leaves, decoder.defects
 
 
 def check(body: bytes, boundary: bytes, **limits: int) -> bool:
