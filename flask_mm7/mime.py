@@ -102,6 +102,8 @@ _new_tuple = tuple.__new__
 Event = t.Union[PartStart, bytes, PartEnd]
 
 _DISCARD, _HEADERS, _BODY, _DONE = range(4)
+#: how far :func:`quick_header_block` looks for the blank line ending a usual header block
+QUICK_HEADER_WINDOW = 2048
 #: "not in this buffer", for positions kept by ``MultipartDecoder._next_hit``
 _NOWHERE = 1 << 62
 #: bytes searched for the next delimiter before a long part's search strategy is chosen
@@ -160,7 +162,7 @@ class MultipartDecoder:
         self.max_depth = max_depth
         self.max_header_size = max_header_size
         #: how far ``_run`` looks for the blank line ending a usual header block
-        self._quick_window = min(max_header_size, 2048)
+        self._quick_window = min(max_header_size, QUICK_HEADER_WINDOW)
         #: tolerated deviations from RFC 2046, in the order met
         self.defects: list[str] = []
         #: number of parts seen so far

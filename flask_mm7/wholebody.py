@@ -6,8 +6,10 @@ whole (the receive path reads a body of known, modest size in one call); for tho
 ``bytes.find`` per part for its level's whole delimiter finds every part, where the decoder
 spends Python on each delimiter, each search window and each event, and searches nested
 levels for the short prefix their delimiters share. This module takes only bodies on which
-it provably gives what the decoder gives; on anything else :func:`split_whole` returns None
-and the caller runs the decoder, which also raises the errors. It declines when:
+it gives what the decoder gives (each case below is one where the two could differ;
+``tests/test_wholebody.py`` checks the rest differentially); on anything else
+:func:`split_whole` returns None and the caller runs the decoder, which also raises the
+errors. It declines when:
 
 * a delimiter is followed by anything but CRLF (a normal one) or ``--`` (a close one):
   transport padding, LF-only or CR-only framing, or a ``--boundary`` near-miss inside data;
@@ -28,7 +30,13 @@ from __future__ import annotations
 
 import typing as t
 
-from .mime import declares_multipart, header_value, multipart_boundary, quick_header_block
+from .mime import (
+    QUICK_HEADER_WINDOW,
+    declares_multipart,
+    header_value,
+    multipart_boundary,
+    quick_header_block,
+)
 
 Headers = t.List[t.Tuple[str, str]]
 #: a leaf part: its headers, its raw (still transfer-encoded) bytes, and the headers of the
@@ -58,7 +66,7 @@ def split_whole(
     """
     if not boundary or len(boundary) > 256:
         return None
-    splitter = _Splitter(body, max_parts, max_depth, min(max_header_size, 2048))
+    splitter = _Splitter(body, max_parts, max_depth, min(max_header_size, QUICK_HEADER_WINDOW))
     try:
         splitter.level(0, len(body), [b"--" + boundary], ())
     except _Declined:
@@ -67,6 +75,8 @@ def split_whole(
 
 
 class _Splitter:
+    """One body's walk: the leaves found so far and the limits to stay within."""
+
     __slots__ = ("body", "leaves", "parts", "max_parts", "max_depth", "window")
 
     def __init__(self, body: bytes, max_parts: int, max_depth: int, window: int) -> None:
