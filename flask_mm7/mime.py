@@ -116,8 +116,9 @@ _NEAR = 65536
 def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
     """The first value of header ``name`` (any case), or None."""
     name = name.lower()
+    size = len(name)
     for key, value in headers:
-        if key.lower() == name:
+        if len(key) == size and key.lower() == name:  # most keys fail on length, no lower()
             return value
     return None
 
