@@ -14,7 +14,7 @@ import re
 import typing as t
 from xml.etree.ElementTree import Element
 
-from werkzeug.datastructures import Headers
+from werkzeug.datastructures import EnvironHeaders, Headers
 
 from .attachments import Attachment
 from .parts import MimeBody
@@ -37,6 +37,8 @@ _DAY = datetime.timedelta(days=1)
 MAX_HEADER_VALUE = 1024
 #: HTTP headers kept out of ``msg.headers`` (credentials must never reach logs or storage)
 _SECRET_HEADERS = frozenset(("authorization", "proxy-authorization", "cookie"))
+_SECRET_ENVIRON = frozenset(("HTTP_AUTHORIZATION", "HTTP_PROXY_AUTHORIZATION", "HTTP_COOKIE"))
+_CONTENT_KEYS = frozenset(("CONTENT_TYPE", "CONTENT_LENGTH"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +68,7 @@ class _Request:
     mm7_version: str
     #: the MM7 namespace URI of the request, used for the reply
     namespace: str
-    #: the HTTP headers of the request (credentials removed)
+    #: the HTTP headers of the request (credentials removed; read-only from the WSGI adapters)
     headers: Headers = dataclasses.field(repr=False)
     #: the raw operation element, for elements this class does not model
     element: Element = dataclasses.field(repr=False)
@@ -256,7 +258,21 @@ def _version_at_least(version: str, wanted: tuple[int, ...]) -> bool:
 
 
 def safe_headers(headers: t.Iterable[tuple[str, str]]) -> Headers:
-    """A copy of the HTTP headers without credentials."""
+    """The request's HTTP headers without credentials.
+
+    From a WSGI request (``EnvironHeaders``) the result is again an ``EnvironHeaders``, read-only
+    like Flask's ``request.headers``, over a copy of the environ's header entries alone (the
+    rest of the environ, ``wsgi.input`` included, is not kept alive); about twice as fast as
+    building a ``Headers`` copy. Anything else gives a ``Headers`` copy.
+    """
+    if isinstance(headers, EnvironHeaders):
+        return EnvironHeaders(
+            {
+                key: value
+                for key, value in headers.environ.items()
+                if (key[:5] == "HTTP_" or key in _CONTENT_KEYS) and key not in _SECRET_ENVIRON
+            }
+        )
     return Headers([(k, v) for k, v in headers if k.lower() not in _SECRET_HEADERS])
 
 

@@ -178,9 +178,7 @@ class Receiver(HandlerRegistry):
                 )
                 if envelope.mm7_version is None:
                     raise MalformedRequest(2007, "No MM7Version in the request")
-                message = build_message(
-                    envelope, body, safe_headers(headers.items()), envelope.mm7_version
-                )
+                message = build_message(envelope, body, safe_headers(headers), envelope.mm7_version)
                 return self._dispatch(envelope, message, soap_data)
         except MM7Error as error:
             if envelope is not None:

@@ -17,6 +17,7 @@ from helpers import (
     parse_reply,
     seed_body,
 )
+from werkzeug.datastructures import Headers
 
 from flask_mm7 import DeliverRequest, DeliveryReport, MM7Error, ReadReply, StatusCode
 
@@ -343,7 +344,26 @@ def test_ua_prof_header_below_6_8_and_element_at_6_8(receiver: Harness) -> None:
 
 
 def test_authorization_header_is_not_handed_to_the_handler(receiver: Harness) -> None:
-    receiver.post(*mm7_body(), headers={"Authorization": "Basic dTpw", "X-Trace": "1"})
+    secrets = {"Authorization": "Basic dTpw", "Proxy-Authorization": "x", "Cookie": "s=1"}
+    receiver.post(*mm7_body(), headers={**secrets, "X-Trace": "1"})
     [msg] = receiver.calls
-    assert "Authorization" not in msg.headers
+    for name in secrets:
+        assert name not in msg.headers
+        assert name.lower() not in dict(msg.headers)
     assert msg.headers["X-Trace"] == "1"
+    assert msg.headers["content-type"].startswith("multipart/related")
+
+
+def test_message_headers_are_read_only_like_flask_request_headers(receiver: Harness) -> None:
+    receiver.post(*mm7_body(), headers={"X-Trace": "1"})
+    [msg] = receiver.calls
+    assert isinstance(msg.headers, Headers)
+    with pytest.raises(TypeError):
+        msg.headers["X-Trace"] = "2"  # type: ignore[index]
+    copy = Headers(msg.headers)  # a mutable copy, as of request.headers
+    copy.add("X-More", "3")
+    assert copy["X-Trace"] == "1" and "X-More" not in msg.headers
+    # only header entries are kept from the WSGI environ (not wsgi.input and the like)
+    environ = getattr(msg.headers, "environ", None)
+    if environ is not None:
+        assert all(k.startswith("HTTP_") or k.startswith("CONTENT_") for k in environ)
