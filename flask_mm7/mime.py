@@ -107,10 +107,6 @@ Event = t.Union[PartStart, bytes, PartEnd]
 _DISCARD, _HEADERS, _BODY, _DONE = range(4)
 #: how far :func:`quick_header_block` looks for the blank line ending a usual header block
 QUICK_HEADER_WINDOW = 2048
-#: "not in this buffer", for positions kept by ``MultipartDecoder._next_hit``
-_NOWHERE = 1 << 62
-#: bytes searched for the next delimiter before a long part's search strategy is chosen
-_NEAR = 65536
 
 
 def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
@@ -176,12 +172,6 @@ class MultipartDecoder:
         self._common = self._delimiters[0]
         #: ``_common`` for each shorter stack of delimiters, restored when a level closes
         self._commons: list[bytes] = []
-        #: True: search a long part for each open delimiter whole instead of ``_common``;
-        #: None: not chosen yet for this stack of delimiters (see _choose_search)
-        self._split: bool | None = False
-        #: with ``_split``, where each level's delimiter was found next in the buffer (None:
-        #: not searched in this buffer yet)
-        self._hits: list[int] | None = None
         #: one PartEnd per depth reached, reused: an event per part is a NamedTuple call saved
         self._ends = [PartEnd(0)]
         # unconsumed input is self._buffer[self._pos:]; consuming only moves the index
@@ -200,7 +190,6 @@ class MultipartDecoder:
         else:
             self._buffer = self._buffer[self._pos :] + data
         self._pos = 0
-        self._hits = None  # they were positions in the old buffer
         events: list[Event] = []
         self._run(events, final=False)
         return events
@@ -227,7 +216,6 @@ class MultipartDecoder:
             del self._delimiters[1:]
             self._common = self._delimiters[0]
             self._commons.clear()
-            self._split = False
             self._state = _DONE
         self._buffer = b""
         self._pos = 0
@@ -246,8 +234,6 @@ class MultipartDecoder:
         Delimiter search: one scan for the prefix all open delimiters share (``--`` at least;
         JavaMail's nested boundaries share their first 18 bytes), then a check of each level
         at every hit, the innermost first: its delimiter is the longer, more specific one.
-        Past the first 64 KiB of a part, each delimiter may be searched whole instead
-        (:meth:`_choose_search`).
         """
         buf = self._buffer
         size = len(buf)
@@ -285,15 +271,7 @@ class MultipartDecoder:
             common = self._common
             top = len(delimiters) - 1
             wait = False  # True: the bytes at ``hit`` may start a delimiter; more are needed
-            # most parts end within a few KiB: look there first with the one shared prefix
-            near = pos + _NEAR
-            hit = buf.find(common, pos, near)
-            if hit < 0 and near < size:  # a long part: on from the first unseen start
-                start = near - len(common) + 1
-                split = self._split
-                if split is None:
-                    split = self._choose_search()
-                hit = self._next_hit(buf, start) if split else buf.find(common, start)
+            hit = buf.find(common, pos)
             while hit >= 0:
                 for level in range(top, -1, -1):
                     delimiter = delimiters[level]
@@ -429,38 +407,6 @@ class MultipartDecoder:
     def _pop(self) -> None:
         self._delimiters.pop()
         self._common = self._commons.pop()
-        self._split = self._hits = None
-
-    def _choose_search(self) -> bool:
-        """Search a long part for the prefix the open delimiters share, or for each whole?
-
-        ``bytes.find`` slows down as its needle shortens (on binary data, per 64 KiB: 18
-        bytes ~10 µs, 44 bytes ~4.2 µs). JavaMail's nested boundaries share only their first
-        18 bytes of 44: two whole searches beat one of the prefix (a 5 MB image: -12%).
-        """
-        shared = len(self._common)
-        split = self._split = sum(shared / len(d) for d in self._delimiters) < 0.85
-        return split
-
-    def _next_hit(self, buf: bytes, start: int) -> int:
-        """Where an open delimiter begins next, at or after ``start`` (-1: nowhere).
-
-        Each level's delimiter is searched whole, and where it was found is kept until the
-        search passes it: the outer delimiter is searched for once across a nested multipart,
-        not once per part inside it.
-        """
-        hits = self._hits
-        if hits is None:
-            hits = self._hits = [-1] * len(self._delimiters)
-        nearest = _NOWHERE
-        for level, delimiter in enumerate(self._delimiters):
-            hit = hits[level]
-            if hit < start:
-                hit = buf.find(delimiter, start)
-                hits[level] = hit = _NOWHERE if hit < 0 else hit
-            if hit < nearest:
-                nearest = hit
-        return -1 if nearest == _NOWHERE else nearest
 
     def _safe_end(self) -> int:
         """How far the buffer can be released when it holds no whole delimiter.
@@ -500,7 +446,6 @@ class MultipartDecoder:
             self._ends.append(PartEnd(len(self._ends)))
         self._commons.append(self._common)
         self._common = _common_prefix(self._common, self._delimiters[-1])
-        self._split = self._hits = None
         return _DISCARD  # the nested multipart's preamble
 
     def _block_may_go_on(self, start: int, end: int) -> bool:

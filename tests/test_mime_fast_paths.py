@@ -1,9 +1,8 @@
-"""The decoder's fast paths give exactly what its general paths give.
+"""The decoder's quick header path gives exactly what its general path gives.
 
 ``MultipartDecoder`` takes a usual header block (CRLF lines, all headers, then a blank line)
-with a search and one anchored regex, and hands every other block to the general regex path;
-and it searches a long part for each open delimiter whole when they share only a short prefix.
-These tests run each body again with the fast path switched off, whole and cut into chunks,
+with a search and one anchored regex, and hands every other block to the general regex path.
+These tests run each body again with the quick path switched off, whole and cut into chunks,
 and compare the events and defects.
 """
 
@@ -18,18 +17,8 @@ from flask_mm7.errors import MM7Error
 from flask_mm7.mime import MultipartDecoder
 
 
-class _PrefixOnlyDecoder(MultipartDecoder):
-    """Always searches the shared prefix of the open delimiters."""
-
-    def _choose_search(self) -> bool:
-        self._split = False
-        return False
-
-
-def _decode(
-    chunks: list[bytes], boundary: bytes, quick: bool, split: bool = True
-) -> tuple[object, ...]:
-    decoder = (MultipartDecoder if split else _PrefixOnlyDecoder)(boundary, max_header_size=4096)
+def _decode(chunks: list[bytes], boundary: bytes, quick: bool) -> tuple[object, ...]:
+    decoder = MultipartDecoder(boundary, max_header_size=4096)
     if not quick:
         decoder._quick_window = 0
     events: list[object] = []
@@ -122,14 +111,16 @@ def _long_nested_body(inner_data: bytes, inner_close: bool = True) -> bytes:
     return body + b"--" + outer + b"\r\nContent-Type: a/b\r\n\r\nlast\r\n--" + outer + b"--\r\n"
 
 
-LONG = bytes(range(256)) * 400  # 100 KiB: past the near window, so the search strategy counts
+LONG = bytes(range(256)) * 400  # 100 KiB: cut by every chunk size below
 
 
 @pytest.mark.parametrize(
     "name",
     ["plain", "near misses", "outer delimiter inside", "inner close missing", "glued"],
 )
-def test_whole_delimiter_search_matches_prefix_search(name: str) -> None:
+def test_long_nested_parts_whole_and_chunked(name: str) -> None:
+    """Parts longer than a chunk inside a nested multipart, with near-miss and outer
+    delimiters in their data: the same events however the body is cut."""
     outer, inner = (
         b"--" + b"----=_Part_1_1111111111.1234567890",
         b"--" + b"----=_Part_2_2222222222.1234567890",
@@ -143,15 +134,9 @@ def test_whole_delimiter_search_matches_prefix_search(name: str) -> None:
     }[name]
     body = _long_nested_body(data, inner_close=name != "inner close missing")
     boundary = b"----=_Part_1_1111111111.1234567890"
-    expected = _decode([body], boundary, quick=True, split=False)
+    expected = _decode([body], boundary, quick=False)
     assert _decode([body], boundary, quick=True) == expected
     for size in (1000, 65536, 65537, 100_003):
         chunks = [body[i : i + size] for i in range(0, len(body), size)]
         assert _decode(chunks, boundary, quick=True) == expected
-        assert _decode(chunks, boundary, quick=True, split=False) == expected
-
-
-def test_whole_delimiter_search_is_chosen_for_javamail_boundaries() -> None:
-    decoder = MultipartDecoder(b"----=_Part_1_1111111111.1234567890")
-    decoder.feed(_long_nested_body(LONG)[:90000])
-    assert decoder._split is True
+        assert _decode(chunks, boundary, quick=False) == expected
