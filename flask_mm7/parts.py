@@ -410,11 +410,12 @@ def _whole_leaves(split: list[wholebody.Leaf], defects: list[str]) -> list[Attac
         else:
             container_ids = ids[id(containers)] = tuple(_part_id(h) or "" for h in containers)
         decode = _transfer_decoder(headers)
-        if decode is not None:
-            data = decode.feed(data) + decode.flush()
-            if decode.defect:
-                defects.append(decode.defect)
-        leaves.append(Attachment(headers, data, container_ids=container_ids, index=index))
+        if decode is None:
+            leaves.append(Attachment(headers, data, container_ids=container_ids, index=index))
+        else:  # decoded as the streaming path decodes it
+            sink = _Sink(headers, container_ids, decode, None, None)
+            sink.write(data)
+            leaves.append(sink.finish(index, defects))
     return leaves
 
 
