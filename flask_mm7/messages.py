@@ -37,7 +37,7 @@ _DAY = datetime.timedelta(days=1)
 MAX_HEADER_VALUE = 1024
 #: HTTP headers kept out of ``msg.headers`` (credentials must never reach logs or storage)
 _SECRET_HEADERS = frozenset(("authorization", "proxy-authorization", "cookie"))
-_SECRET_ENVIRON = frozenset(("HTTP_AUTHORIZATION", "HTTP_PROXY_AUTHORIZATION", "HTTP_COOKIE"))
+_SECRET_ENVIRON = frozenset("HTTP_" + n.upper().replace("-", "_") for n in _SECRET_HEADERS)
 _CONTENT_KEYS = frozenset(("CONTENT_TYPE", "CONTENT_LENGTH"))
 
 
