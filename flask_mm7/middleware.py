@@ -78,8 +78,13 @@ class _BoundedInput:
             size = room if size < 0 else min(size, room)
         try:
             data = self._raw.read(size)
-        except (OSError, ValueError) as exc:  # connection reset, closed socket
-            raise IncompleteBody(2007, f"Request body could not be read: {exc}") from None
+        except Exception as exc:  # noqa: BLE001
+            # a reset connection, a closed socket, or the server's own error for broken
+            # chunked framing (gunicorn's and Werkzeug's are not all OSErrors): the sender's
+            # fault, answered with a Client Fault and logged in one line, never a traceback
+            raise IncompleteBody(
+                2007, f"Request body could not be read ({type(exc).__name__}: {exc})"[:200]
+            ) from None
         if self._remaining is not None:
             if not data:
                 raise IncompleteBody(2007, "Request body shorter than its Content-Length")

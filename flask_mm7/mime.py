@@ -1,9 +1,9 @@
 """A tolerant, sans-IO push decoder for MM7's multipart/related bodies.
 
 Feed it bytes in chunks of any size; it returns events: :class:`PartStart` (a part's headers),
-:class:`PartData` (a leaf part's raw, still transfer-encoded bytes) and :class:`PartEnd`.
-Nested ``multipart/*`` parts are entered, so a consumer sees every leaf in document order with
-its enclosing containers announced around it. It does no I/O and knows nothing of WSGI, SOAP,
+``bytes`` (a leaf part's raw, still transfer-encoded data) and :class:`PartEnd`. Nested
+``multipart/*`` parts are entered, so a consumer sees every leaf in document order with its
+enclosing containers announced around it. It does no I/O and knows nothing of WSGI, SOAP,
 transfer encodings or Flask; :mod:`flask_mm7.parts` drives it from a stream.
 
 Why hand-written: Werkzeug's ``MultipartDecoder`` is built for ``multipart/form-data`` and
@@ -22,18 +22,26 @@ recursive on nesting (``RecursionError`` at 2,000 levels); ``multipart`` and
 * No blank line between a part's headers and its body (OpenMarket's example): the header block
   also ends at the first line that is not a header (``Name: value``) or a folded continuation.
 * Transport padding after a delimiter (RFC 2046 allows spaces and tabs; the example has
-  U+00A0), a preamble, leading blank lines, an epilogue.
-* A missing close delimiter at the end of the body (``--b`` instead of ``--b--``, or none at
-  all after the last part's data: OpenMarket's own simulator), and an inner multipart whose
-  close delimiter is missing (the outer delimiter then closes it).
+  U+00A0) up to :data:`MAX_PADDING` bytes, a preamble, leading blank lines, an epilogue.
+* A last delimiter without its closing ``--`` (``--b`` instead of ``--b--``: a relay's
+  simulator), and an inner multipart whose close delimiter is missing (the outer delimiter
+  then closes it).
 * Folded headers, any-case header names, non-UTF-8 header bytes (decoded as Latin-1).
+
+A body that ends inside a part (its data, its header block, a nested multipart's preamble) or
+inside a delimiter was cut short: :meth:`MultipartDecoder.close` raises
+:class:`~flask_mm7.errors.IncompleteBody`, so a truncated message is never delivered.
 
 A ``--boundary`` match followed by anything but padding, a line break, ``--`` or the end of the
 input is not a delimiter (for boundary ``B1`` the text ``--B10`` is data); this keeps glued
 delimiters working without splitting on near-misses.
 
-Every tolerated deviation is recorded in :attr:`MultipartDecoder.defects`. Limits (parts,
-nesting depth, header block size) are enforced as the bytes arrive, in linear time.
+Linear by construction: delimiters are found with ``bytes.find`` (a near-miss costs a Python
+step, so a body may hold at most :data:`MAX_NEAR_MISSES` of them) and each level's next one is
+searched for once per buffer, not again after every inner part; a header block is matched by
+unambiguous regexes bounded by the header size limit; and bytes that must wait for more input
+are parsed again only once the input held has doubled, so a body fed in tiny pieces costs
+linear time too. Every tolerated deviation is recorded in :attr:`MultipartDecoder.defects`.
 """
 
 from __future__ import annotations
@@ -41,45 +49,39 @@ from __future__ import annotations
 import re
 import typing as t
 
-from .errors import LimitExceeded, MalformedRequest
+from .errors import IncompleteBody, LimitExceeded, MalformedRequest
 from .headers import parse_options
 
-#: what may follow ``--boundary``: ``--`` (close), padding (RFC 2046's LWSP plus U+00A0,
-#: raw or UTF-8 encoded), a line break
-_DELIMITER_TAIL = re.compile(rb"(--)?[ \t\xa0\xc2]*(\r\n|\n|\r)?")
+#: the most transport padding (blanks) a delimiter line may carry before its line break; a
+#: longer run makes the match data, so a decision never waits on more than this
+MAX_PADDING = 256
+#: RFC 2046's padding (LWSP) plus U+00A0, raw or UTF-8 encoded
+_PADDING = rb"[ \t\xa0\xc2]*"
+#: what may follow ``--boundary``: ``--`` (a close delimiter), or padding and a line break.
+#: Group 1: the ``--``; group 2: the padding; group 3: the line break (or the input's end)
+_TAIL = re.compile(rb"(--)|(" + _PADDING + rb")(\r\n|\n|\r)?")
+#: most near-misses (a delimiter's text followed by other data) in one body. RFC 2046 forbids
+#: a delimiter's text inside a part, so a real body has few (one per nested delimiter whose
+#: boundary extends an outer one); each costs a Python step (~0.7 µs), so this bounds what a
+#: body made of them costs (~10 ms) before it is refused
+MAX_NEAR_MISSES = 16384
+
 _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _EOL = rb"(?:\r\n|\n|\r)"
-#: a run of header lines (token, colon, value, line break, folded continuation lines), then
-#: group 1: the blank line that ends it, if there is one (blanks on it tolerated). Greedy, and
-#: the group is optional, so the run is the longest one whether or not a blank line follows.
+#: a run of header lines (name, colon, value, line break, folded continuation lines), then
+#: group 1: the blank line that ends it, if there is one (blanks on it tolerated). Each byte
+#: can be taken one way only (a continuation line starts with exactly one blank), so a failed
+#: line costs its own length, never a backtrack over the lines before it.
 _HEADER_BLOCK = re.compile(
-    rb"(?:" + _TOKEN + rb"[ \t]*:[^\r\n]*" + _EOL + rb"(?:[ \t]+[^\r\n]*" + _EOL + rb")*)*"
+    rb"(?:" + _TOKEN + rb"[ \t]*:[^\r\n]*" + _EOL + rb"(?:[ \t][^\r\n]*" + _EOL + rb")*)*"
     rb"([ \t]*" + _EOL + rb")?"
 )
-_TEXT_TOKEN = _TOKEN.decode()
-#: one header field inside such a run, decoded: (name, value). The run holds only header
-#: lines (every name a token) and their continuation lines, so this finds every field...
-#: The value is stripped by the regex itself (blanks are ``\s``, what ``str.strip`` removes,
-#: U+00A0 included): ``findall`` then gives the final list, without a ``strip`` per field.
-_FIELD = re.compile("(" + _TEXT_TOKEN + r")[ \t]*:[^\S\r\n]*((?:[^\r\n]*\S)?)")
-#: the same, anchored at a line start and ending with the line's CRLF: in a block ending with
-#: a CRLF, it finds as many fields as there are line feeds exactly when every line is a
-#: header line ended by a CRLF (the quick path, :func:`quick_header_block`)
-_LINE_FIELD = re.compile(
-    "(?m)^(" + _TEXT_TOKEN + r")[ \t]*:[^\S\r\n]*((?:[^\r\n]*\S)?)[^\S\r\n]*\r\n"
-)
-#: ... when no line is folded; else this one, whose value takes the continuation lines too
-_FOLDED_FIELD = re.compile(
-    "(" + _TEXT_TOKEN + r")[ \t]*:([^\r\n]*(?:(?:\r\n|\n|\r)[ \t]+[^\r\n]*)*)"
-)
-#: a block holding a multipart Content-Type (then, and only then, its boundary matters)
-_MULTIPART = re.compile(r"(?im)^content-type[ \t]*:[ \t]*multipart/")
+#: a line the header block regex would take if it were complete: a header or a continuation
+_HEADER_LINE_START = re.compile(_TOKEN + rb"[ \t]*:|[ \t]")
 #: what an incomplete line may hold and still turn out to be a header or a blank line
-_HEADER_PREFIX = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]*(?:[ \t]*(?::[^\r\n]*)?)?")
-#: where a delimiter (or the line break before one) may begin
-_DELIMITER_START = re.compile(rb"-|\r\n?|\n")
-#: a one-byte line break (``bytes.endswith`` takes a tuple)
-_LINE_BREAKS = (b"\n", b"\r")
+_HEADER_PREFIX = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]*[ \t]*")
+#: one header field in a block's text: (name, value with its continuation lines)
+_FIELD = re.compile("(" + _TOKEN.decode() + r")[ \t]*:([^\r\n]*(?:(?:\r\n|\n|\r)[ \t][^\r\n]*)*)")
 
 
 class PartStart(t.NamedTuple):
@@ -98,23 +100,18 @@ class PartEnd(t.NamedTuple):
     depth: int
 
 
-_new_tuple = tuple.__new__
-
 #: what ``feed`` and ``close`` return: a leaf part's data comes as plain ``bytes`` (still
-#: transfer-encoded), the cheapest event there is, since it is by far the most frequent
+#: transfer-encoded)
 Event = t.Union[PartStart, bytes, PartEnd]
 
-_DISCARD, _HEADERS, _BODY, _DONE = range(4)
-#: how far :func:`quick_header_block` looks for the blank line ending a usual header block
-QUICK_HEADER_WINDOW = 2048
+_PREAMBLE, _HEADERS, _BODY, _EPILOGUE, _DONE = range(5)
 
 
 def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
     """The first value of header ``name`` (any case), or None."""
     name = name.lower()
-    size = len(name)
     for key, value in headers:
-        if len(key) == size and key.lower() == name:  # most keys fail on length, no lower()
+        if key.lower() == name:
             return value
     return None
 
@@ -124,6 +121,73 @@ def multipart_boundary(content_type: str | None) -> str | None:
     if not content_type or content_type[:10].lower() != "multipart/":
         return None
     return parse_options(content_type)[1].get("boundary") or None
+
+
+def parse_header_block(raw: bytes) -> list[tuple[str, str]]:
+    """The fields of a header block's bytes: names as sent, values stripped and unfolded.
+
+    UTF-8 when valid (so U+00A0 strips as whitespace), else Latin-1. A folded value (RFC 5322
+    §2.2.3) has each run of whitespace, its line breaks included, made one space.
+    """
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    return [
+        (name, " ".join(value.split()) if "\n" in value or "\r" in value else value.strip())
+        for name, value in _FIELD.findall(text)
+    ]
+
+
+class _Search:
+    """How the delimiters of one or more adjacent open levels are looked for: by ``needle``,
+    the prefix they share (their delimiter, for a level searched alone), and where in the
+    buffer being parsed the last search started and what it found."""
+
+    __slots__ = ("needle", "first", "searched_from", "found", "level")
+
+    def __init__(self, needle: bytes, first: int) -> None:
+        self.needle = needle
+        #: the outermost level searched for; the next search's ``first`` ends its range
+        self.first = first
+        # An outer level is searched again only past its last result, not after each inner
+        # part (which would scan the rest of the nested multipart once per part).
+        self.searched_from = -1
+        self.found: _Found | None = None
+        self.level = -1
+
+
+def _common_prefix(delimiters: list[bytes]) -> bytes:
+    """The longest prefix every one of ``delimiters`` starts with."""
+    first = delimiters[0]
+    size = len(first)
+    for other in delimiters[1:]:
+        size = min(size, len(other))
+        for index in range(size):
+            if first[index] != other[index]:
+                size = index
+                break
+    return first[:size]
+
+
+def _shared_needle(a: bytes, b: bytes) -> bytes | None:
+    """The prefix two delimiters share, when it is distinctive enough to search for both at
+    once (JavaMail's nested boundaries share ``------=_Part_``; the testing kit's inner one
+    extends the outer one): a data byte run matching it is then as rare as a delimiter."""
+    common = _common_prefix([a, b])
+    return common if len(common) >= 12 and len(common) - common.count(b"-") >= 6 else None
+
+
+class _Found(t.NamedTuple):
+    """A delimiter in the buffer: where it starts and ends, and whether it closes its level.
+    ``end`` is -1 when the bytes from ``start`` may still become one: more input decides."""
+
+    start: int
+    end: int
+    is_close: bool
+
+
+_WAIT = -1
 
 
 class MultipartDecoder:
@@ -138,12 +202,15 @@ class MultipartDecoder:
         for event in decoder.close():
             ...
 
+    The events do not depend on how the body is cut into chunks.
+
     :param boundary: the ``boundary`` parameter of the body's Content-Type.
     :param max_parts: most parts (leaves and nested containers) accepted in the whole body.
     :param max_depth: most levels of multipart nesting, the body's own level included.
     :param max_header_size: most bytes in one part's header block.
     :raises LimitExceeded: when a limit is passed (from ``feed`` or ``close``).
     :raises MalformedRequest: when the body holds no part at all.
+    :raises IncompleteBody: from ``close``, when the body ends inside a part or a delimiter.
     """
 
     def __init__(
@@ -161,279 +228,166 @@ class MultipartDecoder:
         self.max_parts = max_parts
         self.max_depth = max_depth
         self.max_header_size = max_header_size
-        #: how far ``_run`` looks for the blank line ending a usual header block
-        self._quick_window = min(max_header_size, QUICK_HEADER_WINDOW)
         #: tolerated deviations from RFC 2046, in the order met
         self.defects: list[str] = []
         #: number of parts seen so far
         self.part_count = 0
-        self._delimiters: list[bytes] = [b"--" + boundary]
-        #: the prefix all open delimiters share, searched for first
-        self._common = self._delimiters[0]
-        #: ``_common`` for each shorter stack of delimiters, restored when a level closes
-        self._commons: list[bytes] = []
-        #: one PartEnd per depth reached, reused: an event per part is a NamedTuple call saved
-        self._ends = [PartEnd(0)]
-        # unconsumed input is self._buffer[self._pos:]; consuming only moves the index
-        self._buffer = b""
-        self._pos = 0
-        self._state = _DISCARD
+        #: each open level's delimiter, outermost first, and whether its preamble is over
+        self._delimiters = [b"--" + boundary]
+        self._seen = [False]
+        self._searches = [_Search(self._delimiters[0], 0)]
+        self._near_misses = 0
+        #: bytes held back: more input decides what they are
+        self._held = b""
+        #: input fed since the decoder last stopped to wait (joined when it runs again)
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._state = _PREAMBLE
 
     # -- public API ---------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> list[Event]:
         """Take the next chunk of the body and return the events it completes."""
-        if self._state == _DONE:
-            return []  # the epilogue: ignored without being buffered
-        if self._pos >= len(self._buffer):
-            self._buffer = data  # nothing held back: no copy
-        else:
-            self._buffer = self._buffer[self._pos :] + data
-        self._pos = 0
-        events: list[Event] = []
-        self._run(events, final=False)
-        return events
+        if self._state == _DONE or not data:
+            return []  # the epilogue is ignored without being buffered
+        self._pending.append(data)
+        self._pending_size += len(data)
+        # Bytes held back are parsed again with the new ones; doing so only once the new input
+        # is at least as large as what is held keeps the total work linear in the input, however
+        # small the pieces it is fed in.
+        if self._pending_size < len(self._held):
+            return []
+        return self._run(final=False)
 
     def close(self) -> list[Event]:
         """Signal the end of the body and return the remaining events."""
-        events: list[Event] = []
-        if self._state != _DONE:
-            self._run(events, final=True)
-        # still not done: the close delimiter is missing (a "--b--" that ends the input is
-        # only taken by that final _run, then nothing is missing)
-        if self._state != _DONE:
-            if self._state == _BODY:
-                end = len(self._buffer)
-                end -= _line_break_before(self._buffer, end, self._pos)
-                if end > self._pos:
-                    events.append(self._buffer[self._pos : end])
-                events.append(self._ends[len(self._delimiters) - 1])
-            if self.part_count == 0:
-                raise MalformedRequest(2007, "No multipart delimiter found in the body")
-            self.defects.append("missing close delimiter")
-            for depth in range(len(self._delimiters) - 2, -1, -1):
-                events.append(self._ends[depth])
-            del self._delimiters[1:]
-            self._common = self._delimiters[0]
-            self._commons.clear()
-            self._state = _DONE
-        self._buffer = b""
-        self._pos = 0
+        if self._state == _DONE:
+            return []
+        events = self._run(final=True)
+        state = self._state
+        if state == _DONE:
+            return events
+        if self.part_count == 0:
+            raise MalformedRequest(2007, "No multipart delimiter found in the body")
+        if state == _BODY or (state == _PREAMBLE and not self._seen[-1]):
+            raise IncompleteBody(2007, "Request body ends inside a MIME part (truncated)")
+        # the last delimiter was whole but no close delimiter followed: tolerated
+        self.defects.append("missing close delimiter")
+        for depth in range(len(self._delimiters) - 2, -1, -1):
+            events.append(PartEnd(depth))
+        self._state = _DONE
+        self._held = b""
         return events
 
     # -- the state machine ------------------------------------------------------------------
 
-    def _run(self, events: list[Event], final: bool) -> None:
-        """Advance through the buffer as far as its bytes allow.
-
-        One loop for the whole cycle (find a delimiter, end the part before it, read the next
-        header block), with the position and state in local variables; only the rare cases
-        (a chunk cut inside a delimiter or a header block, a general header block, a nested
-        multipart opening) call helper methods.
-
-        Delimiter search: one scan for the prefix all open delimiters share (``--`` at least;
-        JavaMail's nested boundaries share their first 18 bytes), then a check of each level
-        at every hit, the innermost first: its delimiter is the longer, more specific one.
-        """
-        buf = self._buffer
-        size = len(buf)
-        pos = self._pos
-        state = self._state
-        append = events.append
-        while True:
-            if state == _HEADERS:
-                if final and pos >= size:
-                    break  # "--b" then nothing: the close delimiter is missing
-                block = quick_header_block(buf, pos, self._quick_window)
-                if block is None:  # not the usual block: the general path
-                    block = self._header_block(pos, final)
-                    if block is None:
-                        break  # the block may go on in the next chunk
-                stop, text, headers = block
-                pos = stop
-                count = self.part_count = self.part_count + 1
-                if count > self.max_parts:
-                    raise LimitExceeded(2007, f"More than {self.max_parts} MIME parts")
-                depth = len(self._delimiters) - 1
-                if not declares_multipart(text):
-                    # tuple.__new__ is NamedTuple's own __new__ minus a Python frame
-                    append(_new_tuple(PartStart, (headers, depth, False)))
-                    state = _BODY
-                else:
-                    state = self._open(headers, depth, events)
-                continue
-            if state == _DONE:
-                buf = self._buffer = b""
-                size = pos = 0
-                break
-            # in a part's data (_BODY) or a preamble or epilogue (_DISCARD): the next delimiter
-            delimiters = self._delimiters
-            common = self._common
-            top = len(delimiters) - 1
-            wait = False  # True: the bytes at ``hit`` may start a delimiter; more are needed
-            hit = buf.find(common, pos)
-            while hit >= 0:
-                for level in range(top, -1, -1):
-                    delimiter = delimiters[level]
-                    if not buf.startswith(delimiter, hit):
-                        if (
-                            not final
-                            and size - hit < len(delimiter)
-                            and delimiter.startswith(buf[hit:])
-                        ):
-                            wait = True  # cut short by the chunk's end
-                            break
-                        continue
-                    after = hit + len(delimiter)
-                    if size - after < 2 and not final:
-                        wait = True  # "--" or a CRLF may follow
-                        break
-                    if buf.startswith(b"\r\n", after):  # the usual tail: no need for the regex
-                        end = after + 2
-                        is_close = False
-                        break
-                    tail = _DELIMITER_TAIL.match(buf, after)
-                    end = tail.end()  # type: ignore[union-attr]
-                    close_mark, line_break = tail.groups()  # type: ignore[union-attr]
-                    # at the end of the input, more padding or the LF of a CR may follow;
-                    # after a whole line break nothing can (a body's final "--b--\r\n" is then
-                    # taken now, with the last part's data in one piece, not left to close())
-                    if end == size and not final and line_break in (None, b"\r"):
-                        wait = True
-                        break
-                    if line_break is None and end != size:
-                        if close_mark is None:
-                            continue  # "--b" followed by more boundary-ish text: data
-                        end = after + 2  # "--b--" glued to what follows
-                    is_close = close_mark is not None
-                    break
-                else:  # no open delimiter starts at this hit
-                    hit = buf.find(common, hit + 1)
-                    continue
-                break
-            if wait:
-                self._pos = pos
-                self._state = state
-                self._wait_at(hit, events)
-                return
-            if hit < 0:
-                if not final:  # else close() decides what the unterminated rest is
-                    # no delimiter in sight: release what cannot be the start of one
-                    self._pos = pos
-                    end = self._safe_end()
-                    if end > pos:
-                        if state == _BODY:
-                            append(buf[pos:end])
-                        pos = end
-                break
-            # a delimiter of ``level`` at ``hit``: end the current part, and the inner
-            # multiparts it closes
-            depth = top
-            ends = self._ends
-            if state == _BODY:
-                # the line break before the delimiter belongs to it (RFC 2046)
-                data_end = hit
-                if buf.endswith(b"\r\n", pos, hit):
-                    data_end -= 2
-                elif buf.endswith(_LINE_BREAKS, pos, hit):
-                    data_end -= 1
-                if data_end > pos:
-                    append(buf[pos:data_end])
-                append(ends[depth])
-            pos = end
-            while depth > level:
-                self._pop()
-                depth -= 1
-                self.defects.append("nested multipart without close delimiter")
-                append(ends[depth])
-            if not is_close:
-                state = _HEADERS
-            elif level == 0:
-                state = _DONE
+    def _run(self, final: bool) -> list[Event]:
+        """Advance through the held and pending bytes as far as they allow."""
+        buf = b"".join([self._held, *self._pending])
+        for search in self._searches:
+            search.searched_from = -1  # a new buffer
+        self._pending.clear()
+        self._pending_size = 0
+        events: list[Event] = []
+        pos = 0
+        waiting = False
+        while self._state != _DONE and not waiting:
+            if self._state == _HEADERS:
+                pos, waiting = self._headers(buf, pos, final, events)
             else:
-                self._pop()
-                append(ends[level - 1])
-                state = _DISCARD  # the container's epilogue
-        self._pos = pos
-        self._state = state
+                pos, waiting = self._data(buf, pos, final, events)
+        self._held = buf[pos:] if self._state != _DONE else b""
+        return events
 
-    def _header_block(self, pos: int, final: bool) -> tuple[int, str, list[tuple[str, str]]] | None:
-        """The general header block at ``pos``: (its end, its text, its fields), or None when
-        more data is needed.
+    def _data(self, buf: bytes, pos: int, final: bool, events: list[Event]) -> tuple[int, bool]:
+        """In a part's data, a preamble or an epilogue: find the next delimiter and act on it.
 
-        One regex takes the whole run of ``Name: value`` lines (folded ones included); the
-        block ends at a blank line, or at the first line that is not a header (OpenMarket
-        sends no blank line), which then starts the body.
-        """
-        buf = self._buffer
-        block = _HEADER_BLOCK.match(buf, pos)
-        stop = block.end()  # type: ignore[union-attr]
-        end = block.start(1)  # type: ignore[union-attr]
-        blank = end >= 0
-        if not blank:
-            end = stop
-        if stop - pos > self.max_header_size:  # the blank line counts too
-            raise LimitExceeded(2007, "Part header block too large")
-        if not final and (stop == len(buf) or not blank) and self._block_may_go_on(pos, end):
-            if len(buf) - pos > self.max_header_size:
-                raise LimitExceeded(2007, "Part header block too large")
-            return None
-        if end == pos:
-            return stop, "", []
-        raw_block = buf[pos:end]
-        try:  # UTF-8 when valid (so U+00A0 strips as whitespace), else Latin-1
-            text = raw_block.decode()
-        except UnicodeDecodeError:
-            text = raw_block.decode("latin-1")
-        # a fold is a line break then a blank; four C-level "in"s beat one regex search
-        if "\n " in text or "\n\t" in text or "\r " in text or "\r\t" in text:
-            # RFC 5322 §2.2.3: unfold (whitespace runs, line breaks included, become one space)
-            headers = [(n, " ".join(v.split())) for n, v in _FOLDED_FIELD.findall(text)]
-        else:  # the usual case, with the simpler regex
-            headers = _FIELD.findall(text)
-        if not blank:
-            self.defects.append("no blank line after part headers")
-        return stop, text, headers
+        Returns where parsing goes on, and True when it must wait for more input."""
+        found, level = self._next_delimiter(buf, pos, final)
+        in_body = self._state == _BODY
+        if found is None or found.end == _WAIT:
+            if final:
+                return pos, True  # close() decides what the unterminated rest is
+            # release what cannot be part of a delimiter (or the line break before one) yet
+            keep = max(len(d) for d in self._delimiters) + MAX_PADDING + 4
+            release = len(buf) - keep
+            if release <= pos:
+                return pos, True
+            if in_body:
+                events.append(buf[pos:release])
+            return release, True
+        depth = len(self._delimiters) - 1
+        if in_body:
+            # the line break before the delimiter belongs to it (RFC 2046)
+            data_end = found.start
+            if buf.endswith(b"\r\n", pos, data_end):
+                data_end -= 2
+            elif buf.endswith((b"\n", b"\r"), pos, data_end):
+                data_end -= 1
+            if data_end > pos:
+                events.append(buf[pos:data_end])
+            events.append(PartEnd(depth))
+        while depth > level:  # a delimiter of an outer level closes the inner multiparts
+            self._pop()
+            depth -= 1
+            self.defects.append("nested multipart without close delimiter")
+            events.append(PartEnd(depth))
+        self._seen[level] = True
+        if not found.is_close:
+            self._state = _HEADERS
+        elif level == 0:
+            self._state = _DONE
+        else:
+            self._pop()
+            events.append(PartEnd(level - 1))
+            self._state = _EPILOGUE  # the container's epilogue, up to the next outer delimiter
+        return found.end, False
 
-    def _wait_at(self, start: int, events: list[Event]) -> bool:
-        """Release the data before a possible delimiter at ``start`` and wait for more."""
-        release = start - 2  # its line break may be in the last two bytes
-        if release > self._pos:
-            if self._state == _BODY:
-                events.append(self._buffer[self._pos : release])
-            self._pos = release
-        return False
-
-    def _pop(self) -> None:
-        self._delimiters.pop()
-        self._common = self._commons.pop()
-
-    def _safe_end(self) -> int:
-        """How far the buffer can be released when it holds no whole delimiter.
-
-        Only a suffix that could still grow into a delimiter (with the line break before it)
-        is held back; usually none is, and the next chunk is then taken without a copy.
-        """
-        buf = self._buffer
+    def _headers(self, buf: bytes, pos: int, final: bool, events: list[Event]) -> tuple[int, bool]:
+        """At a part's header block: emit its PartStart and return where its body starts, and
+        True when more input is needed first."""
         size = len(buf)
-        start = max(self._pos, size - max(len(d) for d in self._delimiters) - 2)
-        # only "-" and line breaks can start a delimiter: the regex skips the other bytes in C
-        # (a Python loop over the ~46 tail bytes cost ~3 µs per 64 KiB chunk)
-        for match in _DELIMITER_START.finditer(buf, start):
-            index = match.start()
-            # at a "-" a delimiter glued to the data may start; after a line break, one may follow
-            rest = buf[index:] if buf[index] == 45 else buf[match.end() :]
-            if any(d.startswith(rest) for d in self._delimiters):
-                return index
-        return size
-
-    def _open(self, headers: list[tuple[str, str]], depth: int, events: list[Event]) -> int:
-        """A part whose headers declare a multipart: enter it (the new state: its preamble),
-        or treat it as an opaque leaf when it names no boundary."""
+        if final and pos == size:
+            return pos, True  # a whole last delimiter without its "--": close() tolerates it
+        limit = pos + self.max_header_size
+        block = _HEADER_BLOCK.match(buf, pos, min(size, limit + 1))
+        stop = block.end()  # type: ignore[union-attr]
+        blank_line = block.start(1)  # type: ignore[union-attr]
+        if stop > limit:
+            raise LimitExceeded(2007, "Part header block too large")
+        if blank_line >= 0:
+            end = blank_line
+            if stop == size and buf[stop - 1] == 13 and not final:
+                return pos, True  # "\r" may be the first half of the blank line's CRLF
+        else:
+            end = stop
+            if _HEADER_LINE_START.match(buf, stop) and not (stop == pos and buf[stop] in b" \t"):
+                # a header line (or a continuation) whose line break is not here
+                if limit + 1 < size:
+                    raise LimitExceeded(2007, "Part header block too large")
+                if final:
+                    raise IncompleteBody(2007, "Request body ends inside a MIME part's headers")
+                return pos, True
+            if not final and self._line_may_go_on(buf, pos, stop):
+                if size - pos > self.max_header_size:
+                    raise LimitExceeded(2007, "Part header block too large")
+                return pos, True
+            if stop == size:  # headers, then the end of the input: no body, no delimiter
+                if final:
+                    raise IncompleteBody(2007, "Request body ends inside a MIME part's headers")
+                return pos, True
+            if stop > pos:
+                self.defects.append("no blank line after part headers")
+        headers = parse_header_block(buf[pos:end]) if end > pos else []
+        self.part_count += 1
+        if self.part_count > self.max_parts:
+            raise LimitExceeded(2007, f"More than {self.max_parts} MIME parts")
+        depth = len(self._delimiters) - 1
         boundary = multipart_boundary(header_value(headers, "content-type"))
-        if boundary is None:  # multipart without a boundary: opaque
+        if boundary is None:  # a leaf (a multipart without a boundary is one too: opaque)
             events.append(PartStart(headers, depth, False))
-            return _BODY
+            self._state = _BODY
+            return stop, False
         if len(self._delimiters) >= self.max_depth:
             raise LimitExceeded(2007, f"MIME parts nested deeper than {self.max_depth}")
         events.append(PartStart(headers, depth, True))
@@ -441,85 +395,94 @@ class MultipartDecoder:
             raw = boundary.encode("latin-1")
         except UnicodeEncodeError:
             raw = boundary.encode()
-        self._delimiters.append(b"--" + raw)
-        if len(self._ends) < len(self._delimiters):
-            self._ends.append(PartEnd(len(self._ends)))
-        self._commons.append(self._common)
-        self._common = _common_prefix(self._common, self._delimiters[-1])
-        return _DISCARD  # the nested multipart's preamble
+        self._push(b"--" + raw)
+        self._state = _PREAMBLE  # the nested multipart's preamble
+        return stop, False
 
-    def _block_may_go_on(self, start: int, end: int) -> bool:
-        """Can the header block matched from ``start`` up to ``end`` still grow with more data?
+    def _push(self, delimiter: bytes) -> None:
+        """Open a nested level, searched with the innermost search when they share a needle."""
+        self._delimiters.append(delimiter)
+        self._seen.append(False)
+        last = self._searches[-1]
+        needle = _shared_needle(last.needle, delimiter)
+        if needle is None:
+            self._searches.append(_Search(delimiter, len(self._delimiters) - 1))
+        else:  # a new search object: what the old one skipped may be the new level's
+            self._searches[-1] = _Search(needle, last.first)
 
-        True when the line after it is incomplete and could become a header line, a folded
-        continuation of the header before it, or a blank line; or when it is a lone CR that
-        may be half of a CRLF.
-        """
-        buf = self._buffer
-        size = len(buf)
-        if end >= size:
-            return True
-        newline = buf.find(b"\n", end)
-        carriage = buf.find(b"\r", end, newline if newline >= 0 else size)
-        if carriage >= 0:
-            return carriage + 1 == size and newline < 0
-        if newline >= 0:
-            return False
-        if end > start and buf[end] in (32, 9):  # SP or HT after a header: a continuation
-            return True
+    def _pop(self) -> None:
+        """Close the innermost level."""
+        self._delimiters.pop()
+        self._seen.pop()
+        first = self._searches[-1].first
+        if first == len(self._delimiters):
+            self._searches.pop()
+        else:
+            members = self._delimiters[first:]
+            self._searches[-1] = _Search(_common_prefix(members), first)
+
+    @staticmethod
+    def _line_may_go_on(buf: bytes, start: int, end: int) -> bool:
+        """Can the incomplete line at ``end`` (after a header block from ``start``) still become
+        a header line or the blank line ending the block?"""
+        if buf.find(b"\n", end) >= 0 or buf.find(b"\r", end) >= 0:
+            return False  # the line is complete: it is the body's first line
+        if end == start and buf[end:].strip(b" \t") == b"":
+            return True  # blanks may become the blank line
         return _HEADER_PREFIX.fullmatch(buf, end) is not None
 
+    # -- finding delimiters -------------------------------------------------------------------
 
-def quick_header_block(
-    buf: bytes, pos: int, window: int
-) -> tuple[int, str, list[tuple[str, str]]] | None:
-    """The usual header block at ``pos``: (its end, its text, its fields), or None.
+    def _next_delimiter(self, buf: bytes, pos: int, final: bool) -> tuple[_Found | None, int]:
+        """The earliest delimiter of any open level at or after ``pos``, and its level.
 
-    Usual: header lines ending in CRLF, then a blank line, within ``window`` bytes. A C-level
-    search for the blank line and one regex anchored at line starts take it when every line
-    in it is a header (the line and field counts prove it: 0.9 µs less per part than the
-    general regex path). Anything else (folds, LF-only or CR-only lines, no blank line, a
-    block cut short) is None, for the decoder's general path.
-    """
-    blank_line = buf.find(b"\r\n\r\n", pos, pos + window)
-    if blank_line <= pos:
-        return None
-    raw_block = buf[pos : blank_line + 2]
-    try:  # UTF-8 when valid (so U+00A0 strips as whitespace), else Latin-1
-        text = raw_block.decode()
-    except UnicodeDecodeError:
-        text = raw_block.decode("latin-1")
-    headers = _LINE_FIELD.findall(text)
-    # a line with a lone CR or LF, a fold, or a line that is no header: one field short
-    if len(headers) == text.count("\n"):
-        return blank_line + 4, text, headers
-    return None
+        At the same position the inner level wins: its delimiter is the longer one."""
+        best: _Found | None = None
+        best_level = -1
+        innermost = len(self._delimiters) - 1
+        for search in reversed(self._searches):
+            found = search.found
+            if not (0 <= search.searched_from <= pos and (found is None or found.start >= pos)):
+                search.found, search.level = self._search(search, innermost, buf, pos, final)
+                search.searched_from = pos
+                found = search.found
+            if found is not None and (best is None or found.start < best.start):
+                best, best_level = found, search.level
+            innermost = search.first - 1
+        return best, best_level
 
-
-def declares_multipart(text: str) -> bool:
-    """Does a header block's text hold a ``multipart/*`` Content-Type?"""
-    # "multipart/" in the lowered text is needed for multipart_boundary to find one too, and
-    # this C-level test is ~5x cheaper than the case-insensitive regex on a leaf
-    return bool(text) and "multipart/" in text.lower() and _MULTIPART.search(text) is not None
-
-
-def _common_prefix(common: bytes, delimiter: bytes) -> bytes:
-    """The longest prefix ``common`` (what the open delimiters share) and a new one share.
-
-    Both start with ``--``. Instead of a Python loop over the bytes (~1 µs for JavaMail's
-    17 shared ones), the two prefixes are read as big-endian integers and XORed: the highest
-    set bit of the result is in the first byte that differs.
-    """
-    size = min(len(common), len(delimiter))
-    diff = int.from_bytes(common[:size], "big") ^ int.from_bytes(delimiter[:size], "big")
-    # diff has (bit_length + 7) // 8 significant bytes: the bytes before them are equal
-    return common[: size - (diff.bit_length() + 7) // 8]
-
-
-def _line_break_before(buf: bytes, end: int, start: int) -> int:
-    """Length of the line break ending at ``end`` (it belongs to the next delimiter)."""
-    if end - 2 >= start and buf[end - 2 : end] == b"\r\n":
-        return 2
-    if end - 1 >= start and buf[end - 1] in (10, 13):
-        return 1
-    return 0
+    def _search(
+        self, search: _Search, innermost: int, buf: bytes, pos: int, final: bool
+    ) -> tuple[_Found | None, int]:
+        """The first delimiter at or after ``pos`` of the levels ``search`` covers (up to
+        ``innermost``) and its level, skipping near-misses."""
+        size = len(buf)
+        while True:
+            start = buf.find(search.needle, pos)
+            if start < 0:
+                return None, -1
+            for level in range(innermost, search.first - 1, -1):
+                delimiter = self._delimiters[level]
+                if not buf.startswith(delimiter, start):
+                    continue
+                tail_at = start + len(delimiter)
+                tail = _TAIL.match(buf, tail_at)
+                close_mark, padding, line_break = tail.groups()  # type: ignore[union-attr]
+                end = tail.end()  # type: ignore[union-attr]
+                if close_mark:
+                    return _Found(start, end, True), level
+                if len(padding) > MAX_PADDING:
+                    continue  # far too much padding: data
+                if end == size and not final and line_break in (None, b"\r"):
+                    return _Found(start, _WAIT, False), level  # more padding, an LF, or "--"
+                if line_break or end == size:
+                    return _Found(start, end, False), level
+                if not final and end == tail_at and tail_at + 1 == size and buf[tail_at] == 45:
+                    return _Found(start, _WAIT, False), level  # "--b-": may become "--b--"
+            # a near-miss: a delimiter's text (or the shared needle) followed by other data
+            self._near_misses += 1
+            if self._near_misses > MAX_NEAR_MISSES:
+                raise LimitExceeded(
+                    2007, f"More than {MAX_NEAR_MISSES} boundary-like strings in the body"
+                )
+            pos = start + 1

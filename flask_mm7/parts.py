@@ -1,28 +1,31 @@
 """Read an MM7 request body from a stream into decoded, possibly spooled, parts.
 
-Drives :class:`flask_mm7.mime.MultipartDecoder` over a binary stream in fixed chunks (a body
-read whole in memory is first offered to :mod:`flask_mm7.wholebody`, which splits a plain one
-in about two thirds of the time and declines anything else), undoes each part's
-Content-Transfer-Encoding as the bytes stream through (base64, quoted-printable; 7bit, 8bit,
-binary and unknown ones pass unchanged, any case), spools parts larger than a threshold to
-temporary files, and picks the SOAP root part. A bare XML body (no multipart) is a
-root with no other parts. Knows nothing of WSGI, SOAP or Flask.
+Drives :class:`flask_mm7.mime.MultipartDecoder` over a binary stream in fixed chunks (a body of
+known, modest size in one piece), undoes each part's Content-Transfer-Encoding as the bytes
+stream through (base64, quoted-printable; 7bit, 8bit, binary and unknown ones pass unchanged,
+any case), and picks the SOAP root part. A bare XML body (no multipart) is a root with no other
+parts. Knows nothing of WSGI, SOAP or Flask.
+
+Memory and files per request are bounded whatever the parts: decoded part data is kept in
+memory up to ``Limits.max_memory_body_size`` in all (a part larger than
+``Limits.spool_threshold`` goes to disk at once unless the whole body is known to fit); the
+rest goes to one temporary file per request, each spooled part a region of it.
 """
 
 from __future__ import annotations
 
 import binascii
 import dataclasses
+import io
 import tempfile
 import typing as t
 import urllib.parse
 
-from . import wholebody
 from .attachments import Attachment, strip_id
-from .errors import LimitExceeded, MalformedRequest
+from .errors import LimitExceeded, MalformedRequest, MM7Error
 from .headers import parse_options
 from .logs import get_logger
-from .mime import MultipartDecoder, PartStart, header_value
+from .mime import Event, MultipartDecoder, PartStart, header_value
 
 logger = get_logger(__name__)
 
@@ -70,7 +73,11 @@ class MimeBody:
     """
 
     def __init__(
-        self, root: Attachment, parts: list[Attachment], defects: list[str] | None = None
+        self,
+        root: Attachment,
+        parts: list[Attachment],
+        defects: list[str] | None = None,
+        spool: _Spool | None = None,
     ) -> None:
         #: the SOAP envelope part
         self.root = root
@@ -78,6 +85,7 @@ class MimeBody:
         self.parts = parts
         #: tolerated deviations from the MIME standards
         self.defects = defects or []
+        self._spool = spool
 
     def find(self, reference: str) -> list[Attachment]:
         """The leaf parts a ``Content/@href`` points at, or [] when it points at nothing.
@@ -111,6 +119,8 @@ class MimeBody:
         self.root.close()
         for part in self.parts:
             part.close()
+        if self._spool is not None:
+            self._spool.close()
 
     def __enter__(self) -> MimeBody:
         return self
@@ -143,7 +153,7 @@ def read_mime(
     if mimetype.startswith("multipart/") and not boundary:
         # Skycore's delivery-report example declares multipart/related with no boundary over
         # a bare XML body; a body that opens with a delimiter line tells its own boundary.
-        first = stream.read(limits.chunk_size)
+        first = _read_full(stream, limits.chunk_size)
         sniffed = first.lstrip()
         if sniffed.startswith(b"--"):
             boundary = sniffed[2:].split(b"\n", 1)[0].strip().decode("latin-1")
@@ -154,16 +164,34 @@ def read_mime(
     spool_threshold: int | None = limits.spool_threshold
     first_size = limits.chunk_size
     if content_length is not None and content_length <= limits.max_memory_body_size:
+        # known to fit in memory: read and decoded in one piece, no part spooled
         spool_threshold = None
-        # Kept in memory anyway, so read it in one call and feed it to the decoder in one
-        # piece (its events do not depend on how the body is cut): each part's data is then
-        # one slice, without a decoder pass per chunk or a join of the chunks (5 MiB body:
-        # 1.25 -> 1.0 ms). A stream that returns less or more than announced is read on in
-        # chunks as usual.
         first_size = max(content_length, first_size)
     return _read_multipart(
-        stream, first, boundary, options.get("start"), limits, spool_threshold, first_size
+        stream,
+        first or _read_full(stream, first_size),
+        boundary,
+        options.get("start"),
+        limits,
+        spool_threshold,
     )
+
+
+def _read_full(stream: t.IO[bytes] | t.BinaryIO, size: int) -> bytes:
+    """``size`` bytes of ``stream``, fewer only at its end (a stream may return less per call:
+    the decoder then still sees chunks of a useful size)."""
+    data = stream.read(size)
+    if len(data) >= size or not data:
+        return data
+    pieces = [data]
+    missing = size - len(data)
+    while missing > 0:
+        data = stream.read(missing)
+        if not data:
+            break
+        pieces.append(data)
+        missing -= len(data)
+    return b"".join(pieces)
 
 
 def _read_bare(
@@ -175,62 +203,146 @@ def _read_bare(
     return Attachment([("Content-Type", content_type or "text/xml")], data=data)
 
 
-class _Sink:
-    """Collects one leaf part's decoded bytes: in memory, then in a temp file past a threshold."""
+class _Spool:
+    """One request's temporary file: every spooled part is a region of it, written in turn.
 
-    __slots__ = ("headers", "container_ids", "chunks", "size", "file", "decode", "threshold", "dir")
+    Created on the first spooled part; removed by :meth:`close` (``MimeBody.close``).
+    """
 
-    def __init__(
-        self,
-        headers: list[tuple[str, str]],
-        container_ids: tuple[str, ...],
-        decode: _Base64 | _QuotedPrintable | None,
-        threshold: int | None,
-        spool_dir: str | None,
-    ) -> None:
-        self.headers = headers
-        self.container_ids = container_ids
+    def __init__(self, directory: str | None) -> None:
+        self.directory = directory
+        self.file: t.IO[bytes] | None = None
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        if self.file is None:
+            # closed by close() when the request ends
+            self.file = tempfile.TemporaryFile(dir=self.directory)  # noqa: SIM115
+        self.file.write(data)
+        self.size += len(data)
+
+    def region(self, offset: int, size: int) -> t.IO[bytes]:
+        """A read-only binary file over ``size`` bytes from ``offset``."""
+        assert self.file is not None
+        self.file.flush()
+        return io.BufferedReader(_Region(self.file, offset, size))
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+class _Region(io.RawIOBase):
+    """A window onto part of a shared file, with its own position."""
+
+    def __init__(self, file: t.IO[bytes], offset: int, size: int) -> None:
+        self._file = file
+        self._offset = offset
+        self._size = size
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: t.Any) -> int:
+        count = min(len(buffer), self._size - self._position)
+        if count <= 0:
+            return 0
+        self._file.seek(self._offset + self._position)
+        data = self._file.read(count)
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+
+class _Reader:
+    """Turns the decoder's events into leaf Attachments, within the memory budget."""
+
+    def __init__(self, limits: Limits, spool_threshold: int | None) -> None:
+        self.limits = limits
+        self.threshold = spool_threshold
+        self.spool = _Spool(limits.spool_dir)
+        self.leaves: list[Attachment] = []
+        #: decoded bytes of the finished leaves kept in memory
+        self.in_memory = 0
+        #: ids of the multiparts the current part is nested in, outermost first
+        self.containers: tuple[str, ...] = ()
+        # the open leaf: its headers, decoder, data in memory (or where it starts on disk)
+        self.headers: list[tuple[str, str]] | None = None
+        self.decode: _Base64 | _QuotedPrintable | None = None
         self.chunks: list[bytes] = []
         self.size = 0
-        self.file: t.IO[bytes] | None = None
-        self.threshold = threshold
-        self.dir = spool_dir
-        self.decode = decode
+        self.spooled_at = -1
+
+    def event(self, event: Event, defects: list[str]) -> None:
+        if isinstance(event, bytes):
+            self.write(event)
+        elif isinstance(event, PartStart):
+            if event.is_multipart:
+                self.containers = (*self.containers, _part_id(event.headers) or "")
+            else:
+                self.headers = event.headers
+                self.decode = _transfer_decoder(event.headers)
+        elif self.headers is not None:  # the end of a leaf
+            self.finish(defects)
+        elif self.containers:  # the end of a container
+            self.containers = self.containers[:-1]
 
     def write(self, data: bytes) -> None:
         if self.decode is not None:
             data = self.decode.feed(data)
         self.size += len(data)
-        if self.file is not None:
-            self.file.write(data)
+        if self.spooled_at >= 0:
+            self.spool.write(data)
             return
         self.chunks.append(data)
-        if self.threshold is not None and self.size > self.threshold:
-            # closed by MimeBody.close() when the request ends
-            self.file = tempfile.TemporaryFile(dir=self.dir)  # noqa: SIM115
-            self.file.writelines(self.chunks)
+        if (self.threshold is not None and self.size > self.threshold) or (
+            self.in_memory + self.size > self.limits.max_memory_body_size
+        ):
+            self.spooled_at = self.spool.size
+            for chunk in self.chunks:
+                self.spool.write(chunk)
             self.chunks = []
 
-    def finish(self, index: int, defects: list[str]) -> Attachment:
+    def finish(self, defects: list[str]) -> None:
         if self.decode is not None:
-            tail = self.decode.flush()
-            if self.decode.defect:
-                defects.append(self.decode.defect)
-            self.decode = None
-            self.write(tail)
-        if self.file is not None:
-            self.file.seek(0)
-            return Attachment(
-                self.headers, file=self.file, size=self.size,
-                container_ids=self.container_ids, index=index,
+            decode, self.decode = self.decode, None
+            self.write(decode.flush())
+            if decode.defect:
+                defects.append(decode.defect)
+        assert self.headers is not None
+        index = len(self.leaves)
+        if self.spooled_at >= 0:
+            file = self.spool.region(self.spooled_at, self.size)
+            leaf = Attachment(
+                self.headers, file=file, size=self.size,
+                container_ids=self.containers, index=index,
             )  # fmt: skip
-        chunks = self.chunks
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        return Attachment(self.headers, data=data, container_ids=self.container_ids, index=index)
+        else:
+            self.in_memory += self.size
+            data = b"".join(self.chunks)
+            leaf = Attachment(self.headers, data, container_ids=self.containers, index=index)
+        self.leaves.append(leaf)
+        self.headers = None
+        self.chunks = []
+        self.size = 0
+        self.spooled_at = -1
 
     def discard(self) -> None:
-        if self.file is not None:
-            self.file.close()
+        for leaf in self.leaves:
+            leaf.close()
+        self.spool.close()
 
 
 class _Base64:
@@ -312,124 +424,53 @@ def _read_multipart(
     start: str | None,
     limits: Limits,
     spool_threshold: int | None,
-    first_size: int,
 ) -> MimeBody:
     try:
         raw_boundary = boundary.encode("latin-1")
     except UnicodeEncodeError:
         raw_boundary = boundary.encode()
-    read = stream.read
-    chunk_size = limits.chunk_size
-    chunk = first or read(first_size)
-    ahead: bytes | None = None  # a chunk read to learn whether ``chunk`` is the whole body
-    if spool_threshold is None and not first and chunk:
-        ahead = read(chunk_size)
-        if not ahead:  # the whole body, in memory: the decoder only if it is not plain
-            split = wholebody.split_whole(
-                chunk,
-                raw_boundary,
-                max_parts=limits.max_parts,
-                max_depth=limits.max_depth,
-                max_header_size=limits.max_part_header_size,
-            )
-            if split is not None:
-                whole_defects: list[str] = []  # from transfer encodings only
-                return _finish(_whole_leaves(split, whole_defects), start, whole_defects)
     decoder = MultipartDecoder(
         raw_boundary,
         max_parts=limits.max_parts,
         max_depth=limits.max_depth,
         max_header_size=limits.max_part_header_size,
     )
-    leaves: list[Attachment] = []
-    # ids of the multiparts the current part is nested in, outermost first (a tuple: every
-    # leaf's Attachment shares it)
-    containers: tuple[str, ...] = ()
-    sink: _Sink | None = None
-    # A leaf kept in memory and not transfer-encoded needs no _Sink: its data is collected in
-    # ``chunks`` (one slice when the body is fed whole) and its Attachment built here.
-    chunks: list[bytes] | None = None
-    headers: list[tuple[str, str]] = []
+    reader = _Reader(limits, spool_threshold)
     defects = decoder.defects
+    chunk = first
     try:
         while True:
             events = decoder.feed(chunk) if chunk else decoder.close()
             for event in events:
-                kind = type(event)
-                if kind is bytes:
-                    if chunks is not None:
-                        chunks.append(event)  # type: ignore[arg-type]
-                    else:
-                        sink.write(event)  # type: ignore[union-attr, arg-type]
-                elif kind is PartStart:
-                    headers = event.headers  # type: ignore[union-attr]
-                    if event.is_multipart:  # type: ignore[union-attr]
-                        containers = (*containers, _part_id(headers) or "")
-                        continue
-                    decode = _transfer_decoder(headers)
-                    if decode is None and spool_threshold is None:
-                        chunks = []
-                    else:
-                        sink = _Sink(headers, containers, decode, spool_threshold, limits.spool_dir)
-                elif chunks is not None:  # PartEnd of a leaf without a _Sink
-                    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                    leaves.append(
-                        Attachment(headers, data, container_ids=containers, index=len(leaves))
-                    )
-                    chunks = None
-                elif sink is not None:  # PartEnd of a leaf
-                    leaves.append(sink.finish(len(leaves), defects))
-                    sink = None
-                elif containers:  # PartEnd of a container
-                    containers = containers[:-1]
+                reader.event(event, defects)
             if not chunk:
                 break
-            if ahead is not None:
-                chunk, ahead = ahead, None
-            else:
-                chunk = read(chunk_size)
+            chunk = _read_full(stream, limits.chunk_size)
     except BaseException:
-        if sink is not None:
-            sink.discard()
-        for leaf in leaves:
-            leaf.close()
+        reader.discard()
         raise
-    return _finish(leaves, start, defects)
+    return _finish(reader.leaves, start, defects, reader.spool, limits)
 
 
-def _whole_leaves(split: list[wholebody.Leaf], defects: list[str]) -> list[Attachment]:
-    """Attachments for :func:`flask_mm7.wholebody.split_whole`'s leaves, transfer-decoded
-    as the streaming path decodes them."""
-    leaves = []
-    ids: dict[int, tuple[str, ...]] = {}  # the leaves of one multipart share its tuple
-    for index, (headers, data, containers) in enumerate(split):
-        if not containers:
-            container_ids: tuple[str, ...] = ()
-        elif id(containers) in ids:
-            container_ids = ids[id(containers)]
-        else:
-            container_ids = ids[id(containers)] = tuple(_part_id(h) or "" for h in containers)
-        decode = _transfer_decoder(headers)
-        if decode is None:
-            leaves.append(Attachment(headers, data, container_ids=container_ids, index=index))
-        else:  # decoded as the streaming path decodes it
-            sink = _Sink(headers, container_ids, decode, None, None)
-            sink.write(data)
-            leaves.append(sink.finish(index, defects))
-    return leaves
-
-
-def _finish(leaves: list[Attachment], start: str | None, defects: list[str]) -> MimeBody:
+def _finish(
+    leaves: list[Attachment], start: str | None, defects: list[str], spool: _Spool, limits: Limits
+) -> MimeBody:
     """The body of ``leaves``: its root chosen, or MalformedRequest when it has none."""
     root_index = _choose_root(leaves, strip_id(start), defects)
+    error: MM7Error | None = None
     if root_index is None:
+        error = MalformedRequest(2007, "No SOAP part in the multipart body")
+    elif leaves[root_index].size > limits.max_soap_size:
+        error = LimitExceeded(2007, f"SOAP envelope larger than {limits.max_soap_size} bytes")
+    if error is not None:
         for leaf in leaves:
             leaf.close()
-        raise MalformedRequest(2007, "No SOAP part in the multipart body")
-    root = leaves.pop(root_index)
+        spool.close()
+        raise error
+    root = leaves.pop(root_index)  # type: ignore[arg-type]
     if defects:
         logger.debug("tolerated MIME defects: %s", ", ".join(defects))
-    return MimeBody(root, leaves, defects)
+    return MimeBody(root, leaves, defects, spool)
 
 
 def _names(part: Attachment, with_location: bool, fold: bool) -> set[str]:

@@ -188,38 +188,3 @@ def flatten_events(events: t.Iterable[object]) -> list[tuple[t.Any, ...]]:
             assert isinstance(event, PartEnd)
             flat.append(("end", event.depth))
     return flat
-
-
-def decoder_leaves(
-    body: bytes, boundary: bytes, **limits: int
-) -> tuple[list[tuple[t.Any, bytes, tuple[t.Any, ...]]], list[str]] | str:
-    """The decoder's leaves (as ``flask_mm7.wholebody.split_whole`` gives them: headers,
-    bytes, enclosing multiparts' headers) and defects, or its error."""
-    from flask_mm7.errors import MM7Error
-    from flask_mm7.mime import MultipartDecoder, PartEnd, PartStart
-
-    decoder = MultipartDecoder(boundary, **limits)
-    try:
-        events = decoder.feed(body) + decoder.close()
-    except MM7Error as error:
-        return f"{type(error).__name__}: {error}"
-    leaves: list[tuple[t.Any, bytes, tuple[t.Any, ...]]] = []
-    containers: list[t.Any] = []
-    current: tuple[t.Any, list[bytes]] | None = None
-    for event in events:
-        if isinstance(event, bytes):
-            assert current is not None
-            current[1].append(event)
-        elif isinstance(event, PartStart):
-            if event.is_multipart:
-                containers.append(event.headers)
-            else:
-                current = (event.headers, [])
-        else:
-            assert isinstance(event, PartEnd)
-            if current is not None:
-                leaves.append((current[0], b"".join(current[1]), tuple(containers)))
-                current = None
-            else:
-                containers.pop()
-    return leaves, decoder.defects

@@ -12,6 +12,7 @@ test); ``fuzz/atheris_mm7.py`` runs the same invariant for hours.
 
 from __future__ import annotations
 
+import time
 import typing as t
 
 import pytest
@@ -305,3 +306,18 @@ def test_decoder_on_mutated_real_bodies(data: st.DataObject) -> None:
     boundary = b"outer-b" if b"--outer-b" in body[:200] else b"----=_Part_139078_1411587550"
     whole = _decode(boundary, [body])
     assert _decode(boundary, data.draw(chunkings(body))) == whole
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_decoder_time_per_byte_on_repeated_delimiter_pieces(data: st.DataObject) -> None:
+    # half a megabyte made of the decoder's own pieces (delimiters, line ends, blanks, header
+    # text), whole or chunked: a Python step per byte or a quadratic step would take seconds
+    piece = data.draw(st.lists(_TOKENS, min_size=1, max_size=6).map(b"".join))
+    body = data.draw(_DECODER_INPUT) + piece * (500_000 // len(piece) + 1)
+    size = data.draw(st.sampled_from([len(body), 65536, 4099]))
+    chunks = [body[i : i + size] for i in range(0, len(body), size)]
+    started = time.perf_counter()
+    _decode(b"b", chunks)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 0.5, (piece, size, elapsed)

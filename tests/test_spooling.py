@@ -32,11 +32,7 @@ def open_handle_count() -> int:
 
 
 def is_file_backed(part: Attachment) -> bool:
-    try:
-        part.stream.fileno()
-    except (OSError, io.UnsupportedOperation):
-        return False
-    return True
+    return not isinstance(part.stream, io.BytesIO)
 
 
 def body_with(*datas: bytes) -> tuple[bytes, str]:
@@ -54,8 +50,14 @@ def spool(tmp_path: pathlib.Path) -> pathlib.Path:
     return directory
 
 
-def harness_for(kind: str, spool: pathlib.Path) -> Harness:
-    return Harness(kind, spool_threshold=THRESHOLD, spool_dir=str(spool), max_memory_body_size=1)
+#: what one request may hold in memory: less than the test bodies, so they are streamed
+MEMORY = 2 * THRESHOLD
+
+
+def harness_for(kind: str, spool: pathlib.Path, memory: int = MEMORY) -> Harness:
+    return Harness(
+        kind, spool_threshold=THRESHOLD, spool_dir=str(spool), max_memory_body_size=memory
+    )
 
 
 def assert_clean(spool: pathlib.Path, before: int) -> None:
@@ -105,7 +107,7 @@ def test_large_part_is_file_backed_in_spool_dir_during_the_handler(
     before = open_handle_count()
     response = harness.post(body, content_type)
     assert response.status_code == 200
-    assert len(seen["handles"]) == 2  # the two big parts, in spool_dir
+    assert len(seen["handles"]) == 1  # one file in spool_dir holds both big parts
     assert seen["backed"] == [True, False, True]
     assert seen["read"] == seen["stream"] == seen["getvalue"] == BIG
     assert seen["partial"] == BIG[:10]
@@ -149,8 +151,57 @@ def test_nothing_left_when_the_handler_raises(
     before = open_handle_count()
     response = harness.post(body, content_type)
     assert response.status_code == 500
-    assert during == [2]
+    assert during == [1]
     assert_clean(spool, before)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_one_file_per_request_whatever_its_part_count(kind: str, spool: pathlib.Path) -> None:
+    # each part just over the threshold: spooled, all into the request's one file
+    datas = [bytes([i]) * (THRESHOLD + 1) for i in range(100)]
+    harness = harness_for(kind, spool)
+    seen: dict[str, t.Any] = {}
+
+    def handler(msg: t.Any) -> None:
+        seen["handles"] = len(handles_in(spool))
+        seen["backed"] = {is_file_backed(p) for p in msg.attachments}
+        # regions of one file read back independently, in any order
+        seen["data"] = [p.read() for p in reversed(msg.attachments)][::-1]
+        seen["again"] = msg.attachments[50].getvalue()
+
+    harness.behaviour = handler
+    body, content_type = body_with(*datas)
+    before = open_handle_count()
+    assert harness.post(body, content_type).status_code == 200
+    assert seen["handles"] == 1
+    assert seen["backed"] == {True}
+    assert seen["data"] == datas
+    assert seen["again"] == datas[50]
+    assert_clean(spool, before)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_memory_per_request_is_bounded_whatever_the_part_sizes(
+    kind: str, spool: pathlib.Path
+) -> None:
+    # parts at the threshold (never spooled on their own): the request's budget spools the rest
+    memory = 5 * THRESHOLD
+    datas = [bytes([i]) * THRESHOLD for i in range(40)]
+    harness = harness_for(kind, spool, memory=memory)
+    seen: dict[str, t.Any] = {}
+
+    def handler(msg: t.Any) -> None:
+        parts = [msg.soap_part, *msg.attachments] if hasattr(msg, "soap_part") else msg.attachments
+        seen["in_memory"] = sum(p.size for p in parts if not is_file_backed(p))
+        seen["spooled"] = sum(is_file_backed(p) for p in msg.attachments)
+        seen["data"] = [p.read() for p in msg.attachments]
+
+    harness.behaviour = handler
+    body, content_type = body_with(*datas)
+    assert harness.post(body, content_type).status_code == 200
+    assert seen["in_memory"] <= memory
+    assert seen["spooled"] >= 40 - 5
+    assert seen["data"] == datas
 
 
 def spooled_then_broken() -> list[t.Any]:
