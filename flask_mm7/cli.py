@@ -199,7 +199,7 @@ def send(
         reply, status_line, where = _post_in_process(app, request, user, password)
     else:
         assert parts is not None
-        where = redact(parts)
+        where = _redact(parts)
         target, headers = _request_head(parts, request, user, password)
         body = request.body
         if dump is not None:
@@ -223,11 +223,11 @@ def send(
             click.echo(f"{name}: {value}")
         click.echo()
         click.echo(reply.body.decode("utf-8", "replace"))
-    click.echo(summarize(reply))
+    click.echo(_summarize(reply))
     ctx.exit(0 if reply.ok else EXIT_NOT_OK)
 
 
-def redact(url: str | urllib.parse.SplitResult) -> str:
+def _redact(url: str | urllib.parse.SplitResult) -> str:
     """``url`` with any ``user:password@`` replaced by ``***@``: safe to print."""
     parts = urllib.parse.urlsplit(url) if isinstance(url, str) else url
     _userinfo, at, hostport = parts.netloc.rpartition("@")
@@ -236,7 +236,7 @@ def redact(url: str | urllib.parse.SplitResult) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc="***@" + hostport))
 
 
-def summarize(reply: testing.MM7Reply) -> str:
+def _summarize(reply: testing.MM7Reply) -> str:
     """One line for ``reply``: its MM7 summary, or, when it is not SOAP, what it is instead
     (the HTTP status and Content-Type) and what to check."""
     if reply.operation is not None:
@@ -254,7 +254,7 @@ def summarize(reply: testing.MM7Reply) -> str:
         what = f"not SOAP (Content-Type {content_type})"
     location = _header(reply, "Location")
     if 300 <= status < 400 and location:
-        hint = f"it redirects to {redact(location)}; send to that URL"
+        hint = f"it redirects to {_redact(location)}; send to that URL"
     elif status in (404, 405):
         hint = _PATH_HINT
     elif status == 413:
@@ -285,7 +285,7 @@ def _parse_url(url: str) -> urllib.parse.SplitResult:
     try:
         parts.port  # noqa: B018 - urllib checks the port only when asked
     except ValueError:
-        raise click.UsageError(f"URL has an invalid port: {redact(parts)}") from None
+        raise click.UsageError(f"URL has an invalid port: {_redact(parts)}") from None
     return parts
 
 
