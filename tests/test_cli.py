@@ -230,8 +230,9 @@ def test_send_reports(
         pytest.param(
             "404 NOT FOUND",
             b"<html>nope</html>",
-            "HTTP 404: no MM7 reply (root element is html, not Envelope)",
-            id="html-404",
+            "HTTP 404 Not Found: not an MM7 reply (root element is html, not Envelope);"
+            " is the path right? flask-mm7's default is /mm7",
+            id="xml-typed-html-404",
         ),
         pytest.param(
             "503 SERVICE UNAVAILABLE",
@@ -350,3 +351,380 @@ def test_https_to_a_plain_http_server_is_a_transport_error(
     assert out == ""
     assert err.startswith(f"Error: cannot send to {https}: ")
     assert err.count("\n") == 1
+
+
+# --- what a new user meets: credentials, wrong paths and ports, --version, --dump ------------
+
+SECRET = "s3cret-Pw"
+
+
+@dataclass
+class RawServer:
+    """A TCP server on 127.0.0.1 that records each request's bytes and answers ``reply``
+    (raw HTTP), closes without a word (``reply=b""``) or never answers (``reply=None``)."""
+
+    reply: bytes | None = b""
+    received: list[bytes] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(10)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            end = data.index(b"\r\n\r\n") + 4
+            length = int(data[:end].lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            while len(data) < end + length:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            self.received.append(data)
+            if self.reply is None:
+                self.stop.wait(10)
+            elif self.reply:
+                conn.sendall(self.reply)
+
+
+@pytest.fixture
+def raw_server() -> t.Iterator[tuple[RawServer, int]]:
+    server = RawServer()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    threads: list[threading.Thread] = []
+
+    def accept() -> None:
+        while not server.stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            thread = threading.Thread(target=server.serve, args=(conn,))
+            thread.start()
+            threads.append(thread)
+
+    acceptor = threading.Thread(target=accept)
+    acceptor.start()
+    try:
+        yield server, listener.getsockname()[1]
+    finally:
+        server.stop.set()
+        acceptor.join()
+        for thread in threads:
+            thread.join()
+        listener.close()
+
+
+@pytest.fixture
+def flask_server() -> t.Iterator[str]:
+    """A real flask-mm7 receiver (Basic auth on) in a Werkzeug server; yields its base URL
+    with the credentials in it."""
+    flask = pytest.importorskip("flask")
+    from flask_mm7 import MM7
+
+    app = flask.Flask(__name__)
+    app.config["MM7_BASIC_AUTH"] = f"vasp:{SECRET}"
+    mm7_ext = MM7(app)
+    mm7_ext.on_deliver(lambda msg: (1000, "Stored"))
+    server = make_server("127.0.0.1", 0, app, request_handler=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://vasp:{SECRET}@127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = cli.main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_redacted(out: str, err: str) -> None:
+    assert SECRET not in out + err
+    assert base64.b64encode(f"vasp:{SECRET}".encode()).decode() not in out + err
+    assert "vasp:" not in out + err
+
+
+def test_connection_refused_is_explained_without_the_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    port = closed_port()
+    url = f"http://vasp:{SECRET}@127.0.0.1:{port}/mm7"
+    code, out, err = run_cli(["send", url, "--timeout", "5", "-v"], capsys)
+    assert (code, out) == (cli.EXIT_TRANSPORT, "")
+    assert err == (
+        f"Error: cannot send to http://***@127.0.0.1:{port}/mm7:"
+        f" connection refused: nothing listens on 127.0.0.1:{port}\n"
+    )
+    assert_redacted(out, err)
+
+
+def test_https_to_plain_http_says_so_without_the_password(
+    receiver: tuple[Receiver, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, url = receiver
+    url = url.replace("http://", f"https://vasp:{SECRET}@")
+    code, out, err = run_cli(["send", url, "--timeout", "5", "-k", "-v"], capsys)
+    assert (code, out) == (cli.EXIT_TRANSPORT, "")
+    assert err.startswith("Error: cannot send to https://***@127.0.0.1:")
+    assert "TLS handshake failed" in err and "the port does not speak TLS" in err
+    assert err.endswith("if it is plain HTTP, use http://\n")
+    assert_redacted(out, err)
+
+
+def test_timeout_is_explained_without_the_password(
+    raw_server: tuple[RawServer, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, port = raw_server
+    server.reply = None  # reads the request, never answers
+    url = f"http://vasp:{SECRET}@127.0.0.1:{port}/mm7"
+    code, out, err = run_cli(["send", url, "--timeout", "0.3", "-v"], capsys)
+    assert (code, out) == (cli.EXIT_TRANSPORT, "")
+    assert err == (
+        f"Error: cannot send to http://***@127.0.0.1:{port}/mm7: no reply within 0.3 s"
+        " (--timeout)\n"
+    )
+    assert_redacted(out, err)
+    assert len(server.received) == 1  # the request did go out, with its credentials
+    assert b"Authorization: Basic " in server.received[0]
+
+
+def test_a_closed_connection_suggests_https(
+    raw_server: tuple[RawServer, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, port = raw_server
+    server.reply = b""  # closes without a reply, as a TLS port does to plain HTTP
+    url = f"http://vasp:{SECRET}@127.0.0.1:{port}/mm7"
+    code, out, err = run_cli(["send", url, "--timeout", "5"], capsys)
+    assert (code, out) == (cli.EXIT_TRANSPORT, "")
+    assert err == (
+        f"Error: cannot send to http://***@127.0.0.1:{port}/mm7: the server closed the"
+        " connection without an HTTP reply; if the port speaks TLS, use https://\n"
+    )
+
+
+def test_wrong_path_says_404_html_and_hints_the_path(
+    flask_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(["send", flask_server + "/mms", "-v"], capsys)
+    assert (code, err) == (cli.EXIT_NOT_OK, "")
+    lines = out.splitlines()
+    assert lines[0] == "POST " + flask_server.replace(f"vasp:{SECRET}@", "***@") + "/mms"
+    assert lines[1] == "HTTP/1.0 404 NOT FOUND"
+    assert "<!doctype html>" in out
+    assert lines[-1] == (
+        "HTTP 404 Not Found: not SOAP (Content-Type text/html; charset=utf-8);"
+        " is the path right? flask-mm7's default is /mm7"
+    )
+    assert_redacted(out, err)
+
+
+def test_verbose_success_prints_status_line_without_credentials(
+    flask_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(["send", flask_server + "/mm7", "-v", "--transaction-id", "6"], capsys)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[:2] == [
+        "POST " + flask_server.replace(f"vasp:{SECRET}@", "***@") + "/mm7",
+        "HTTP/1.0 200 OK",  # Werkzeug's development server speaks HTTP/1.0
+    ]
+    assert lines[-1] == "1000 Stored (DeliverRsp, TransactionID 6)"
+    assert_redacted(out, err)
+    # a password given as an option is not printed either, nor a wrong one's 401 Fault
+    bare = flask_server.replace(f"vasp:{SECRET}@", "")
+    code, out, err = run_cli(
+        ["send", bare + "/mm7", "-v", "--user", "vasp", "--password", SECRET + "x"], capsys
+    )
+    assert code == cli.EXIT_NOT_OK
+    assert "HTTP/1.0 401 Unauthorized" in out
+    assert SECRET not in out + err
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        pytest.param(
+            b"HTTP/1.1 301 Moved Permanently\r\nLocation: https://example.test/mm7\r\n"
+            b"Content-Length: 0\r\n\r\n",
+            "HTTP 301 Moved Permanently: an empty reply; it redirects to"
+            " https://example.test/mm7; send to that URL",
+            id="redirect",
+        ),
+        pytest.param(
+            b"HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: 18\r\n\r\nMethod Not Allowed",
+            "HTTP 405 Method Not Allowed: not SOAP (Content-Type text/plain);"
+            " is the path right? flask-mm7's default is /mm7",
+            id="405",
+        ),
+        pytest.param(
+            b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: text/html\r\n"
+            b"Content-Length: 6\r\n\r\n<html>",
+            "HTTP 413 Request Entity Too Large: not SOAP (Content-Type text/html); something"
+            " in front of the app limits the body size (nginx: client_max_body_size)",
+            id="413-from-a-proxy",
+        ),
+        pytest.param(
+            b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 3\r\n\r\nbad",
+            "HTTP 502 Bad Gateway: not SOAP (no Content-Type); a proxy could not reach the"
+            " app: is it running?",
+            id="502",
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+            "HTTP 200 OK: not SOAP (Content-Type application/json); is this the receiver's"
+            " MM7 URL? is the path right? flask-mm7's default is /mm7",
+            id="200-json",
+        ),
+    ],
+)
+def test_non_soap_replies_are_explained(
+    raw_server: tuple[RawServer, int],
+    capsys: pytest.CaptureFixture[str],
+    reply: bytes,
+    expected: str,
+) -> None:
+    server, port = raw_server
+    server.reply = reply
+    code, out, err = run_cli(["send", f"http://127.0.0.1:{port}/mm7"], capsys)
+    assert (code, err) == (cli.EXIT_NOT_OK, "")
+    assert out == expected + "\n"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [f"ftp://vasp:{SECRET}@x/mm7", f"vasp:{SECRET}@x/mm7", f"http://vasp:{SECRET}@x:port/mm7"],
+)
+def test_usage_errors_never_echo_the_password(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(["send", url], capsys)
+    assert code == 2
+    assert "Error: URL" in err
+    assert_redacted(out, err)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out == f"mm7 (flask-mm7) {version('flask-mm7')}\n"
+
+
+def test_dump_writes_what_send_sends(
+    raw_server: tuple[RawServer, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, port = raw_server
+    server.reply = b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n\r\n" + deliver_rsp("1")
+    url = f"http://vasp:{SECRET}@127.0.0.1:{port}/in/mms?k=1"
+    assert cli.main(["send", "--seed-example", url]) == 0
+    capsys.readouterr()
+    (sent,) = server.received
+    dump = tmp_path / "seed.http"
+    code, out, err = run_cli(["send", "--seed-example", url, "--dump", str(dump)], capsys)
+    assert (code, err) == (0, "")
+    assert len(server.received) == 1  # --dump sends nothing
+    data = dump.read_bytes()
+    assert data == sent  # byte for byte what went on the wire, Authorization included
+    assert data.startswith(b"POST /in/mms?k=1 HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert data.endswith(SEED[SEED.index(b"------=_Part") :])
+    assert (dump.stat().st_mode & 0o777) == 0o600  # it holds the credentials
+    head = len(data) - 1605
+    assert out == (
+        f"Wrote {dump}: POST http://***@127.0.0.1:{port}/in/mms?k=1, a {head}-byte head and"
+        " a 1605-byte body (TransactionID 369171411769819136)\n"
+    )
+    assert_redacted(out, err)
+
+
+def test_dump_replays_against_a_real_receiver(
+    flask_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dump = tmp_path / "req.http"
+    photo = tmp_path / "p.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    args = ["send", flask_server + "/mm7", "-a", str(photo), "--transaction-id", "77"]
+    assert cli.main([*args, "--dump", str(dump)]) == 0
+    capsys.readouterr()
+    port = int(flask_server.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(dump.read_bytes())
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200 OK")
+    parsed = testing.parse_reply(200, {}, body)
+    assert (parsed.status_code, parsed.transaction_id) == (1000, "77")
+
+
+def test_dump_without_credentials_is_an_ordinary_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dump = tmp_path / "plain.http"
+    old = os.umask(0o022)
+    try:
+        assert cli.main(["send", f"http://127.0.0.1:{closed_port()}/mm7", "--dump", str(dump)]) == 0
+    finally:
+        os.umask(old)
+    assert (dump.stat().st_mode & 0o777) == 0o644
+    assert b"Authorization" not in dump.read_bytes()
+
+
+def test_flask_mm7_send_without_url_posts_in_process(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    flask = pytest.importorskip("flask")
+    from flask_mm7 import MM7
+
+    app = flask.Flask("inproc")
+    app.config.update(
+        MM7_PATH="/in/mms",
+        MM7_BASIC_AUTH=f"vasp:{SECRET},other:pw2",
+        MM7_ALLOWED_IPS="203.0.113.0/24",
+    )
+    ext = MM7(app)
+    seen: list[tuple[str, str | None]] = []
+
+    @ext.on_deliver
+    def store(msg: t.Any) -> tuple[int, str]:
+        seen.append((msg.transaction_id, msg.text))
+        return 1000, "Stored in process"
+
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["mm7", "send", "--text", "hi", "--transaction-id", "31", "-v"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[:2] == ["POST /in/mms (app inproc, in process)", "HTTP/1.1 200 OK"]
+    assert lines[-1] == "1000 Stored in process (DeliverRsp, TransactionID 31)"
+    assert seen == [("31", "hi")]  # through the path, the credentials and the allowlist
+    assert SECRET not in result.output
+    # explicit credentials win: a wrong password gets the app's 401
+    result = runner.invoke(args=["mm7", "send", "--user", "vasp", "--password", "nope"])
+    assert result.exit_code == cli.EXIT_NOT_OK
+    assert result.output.startswith("HTTP 401: Fault Client 4001")
+    # --dump needs a URL for its request line
+    result = runner.invoke(args=["mm7", "send", "--dump", "x.http"])
+    assert result.exit_code == 2 and "--dump needs a URL" in result.output
+
+
+def test_flask_mm7_send_without_url_needs_an_mm7_app() -> None:
+    flask = pytest.importorskip("flask")
+    app = flask.Flask("plain")
+    app.cli.add_command(cli.mm7)
+    result = app.test_cli_runner().invoke(args=["mm7", "send"])
+    assert result.exit_code == 2
+    assert "the app has no MM7 receiver" in result.output

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-from _examples_support import SEED_TRANSACTION_ID, load_example, seed_from_file, tiny_png
+from _examples_support import ROOT, SEED_TRANSACTION_ID, load_example, seed_from_file, tiny_png
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import Client
@@ -196,6 +199,8 @@ def test_inbox_page_and_attachment(inbox: Flask, client: FlaskClient) -> None:
     assert response.mimetype == "image/png"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Content-Disposition"].startswith("inline")
+    csp = response.headers["Content-Security-Policy"]
+    assert csp == "default-src 'none'; style-src 'unsafe-inline'; sandbox"  # the viewer's styles
     response.close()
 
     assert client.get("/attachments/99999").status_code == 404
@@ -212,8 +217,8 @@ def test_inbox_newest_first(client: FlaskClient) -> None:
 @pytest.mark.parametrize(
     ("mimetype", "tag"),
     [
-        pytest.param("audio/amr", "<audio controls", id="audio"),
-        pytest.param("video/3gpp", "<video controls", id="video"),
+        pytest.param("audio/amr", '<audio class="view" controls', id="audio"),
+        pytest.param("video/3gpp", '<video class="view" controls', id="video"),
     ],
 )
 def test_inbox_plays_audio_and_video(
@@ -257,7 +262,7 @@ def test_inbox_never_serves_active_content_inline(
     assert response.headers["Content-Disposition"].startswith("attachment")
     assert "thing.svg" in response.headers["Content-Disposition"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
-    assert "sandbox" in response.headers["Content-Security-Policy"]
+    assert response.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
     response.close()
 
 
@@ -335,3 +340,53 @@ def test_inbox_concurrent_retry_keeps_one_copy(
     assert len(messages(inbox)) == 1
     assert attachments(inbox) == []
     assert stored_files(inbox) == []
+
+
+def test_inbox_clear_command(inbox: Flask, client: FlaskClient, tmp_path: Path) -> None:
+    for request in (seed_from_file(), generated_with_image()):
+        assert_ok(post(client, request), request)
+    stray = Path(inbox.config["INBOX_ATTACHMENTS"]) / "being-written.png"
+    stray.write_bytes(PNG)  # a file of a message not committed yet: not ours to delete
+    before = messages(inbox)
+    assert len(before) == 2 and len(stored_files(inbox)) == 5
+
+    runner = inbox.test_cli_runner()
+    result = runner.invoke(args=["inbox", "clear"], input="n\n")
+    assert result.exit_code == 1 and "Aborted" in result.output
+    assert len(messages(inbox)) == 2
+
+    result = runner.invoke(args=["inbox", "clear", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert result.output == "Deleted 2 message(s) and 4 attachment file(s).\n"
+    assert messages(inbox) == [] and attachments(inbox) == []
+    assert stored_files(inbox) == [stray]
+    assert "No messages yet" in client.get("/").get_data(as_text=True)
+
+    # ids are not reused, so a page still polling with ?since=<old id> sees the next message
+    request = build_deliver(text="after the clear")
+    assert_ok(post(client, request), request)
+    [after] = messages(inbox)
+    assert after["id"] > max(m["id"] for m in before)
+    since = max(m["id"] for m in before)
+    assert client.get(f"/api/messages?since={since}").get_json()["total"] == 1
+
+
+def test_inbox_clear_as_documented(tmp_path: Path) -> None:
+    """The command docs/examples.md gives, run as a user runs it."""
+    env = {**os.environ, "INBOX_DIR": str(tmp_path / "inbox")}
+    flask = [sys.executable, "-m", "flask", "--app", "examples/inbox/app.py"]
+    send = [*flask, "mm7", "send", "--seed-example"]
+    sent = subprocess.run(send, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.startswith("1000 Successfully received MMS (DeliverRsp")
+    cleared = subprocess.run(
+        [*flask, "inbox", "clear", "--yes"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cleared.returncode == 0, cleared.stderr
+    assert cleared.stdout == "Deleted 1 message(s) and 2 attachment file(s).\n"
+    assert list((tmp_path / "inbox" / "attachments").iterdir()) == []

@@ -1,9 +1,11 @@
 """The inbox page in a real browser: headless Chromium, driven by selenium, over real HTTP.
 
-The inbox runs in a Werkzeug server on 127.0.0.1 (port 0, in a thread); an MMS with a PNG is
-posted over HTTP while the page is open, and the page must show it by itself (its JS poll), with
-the image decoded (``naturalWidth > 0``) and the text visible. Screenshots are saved to
-``test-output/inbox-empty.png`` and ``test-output/inbox.png``.
+The inbox runs in a Werkzeug server on 127.0.0.1 (port 0, in a thread); MMS are posted over
+HTTP while the page is open, and the page must show them by itself (its JS poll): a PNG decoded
+as a thumbnail that opens at full size, the text visible, and a labelled card instead of a
+broken-image icon for what the browser cannot render (the seed example's ``<Binary contents>``
+JPEG, an AMR clip). Screenshots are saved to ``test-output/inbox-empty.png``,
+``test-output/inbox.png`` and ``test-output/inbox-full-size.png``.
 
 Needs ``/usr/bin/chromium`` and ``/usr/bin/chromedriver`` (Debian's ``chromium`` and
 ``chromium-driver``; ``.ci/system-deps`` installs them) and selenium (the ``test`` extra).
@@ -114,28 +116,77 @@ def test_inbox_in_chromium(
     assert reply.transaction_id == older.transaction_id
     browser.refresh()
 
+    # The aggregator's own example (its image is the placeholder text "<Binary contents>") and
+    # an AMR clip of junk bytes: neither can be rendered; each must become a labelled card.
+    assert mm7_cli(["send", "--seed-example", server + "/mm7"]) == 0
+    clip = tmp_path / "voice.amr"
+    clip.write_bytes(b"#!AMR\n" + bytes(64))
+    assert (
+        mm7_cli(["send", server + "/mm7", "-a", f"{clip};type=audio/amr", "--text", "hör mal"]) == 0
+    )
+
     # The photo is sent the way the empty page tells a developer to: with `mm7 send`.
     photo = tmp_path / "gradient.png"
-    photo.write_bytes(tiny_png(240, 160))
+    photo.write_bytes(tiny_png(640, 400))
     argv = ["send", server + "/mm7", "--attach", str(photo), "--text", "Grüße aus Chromium, café"]
     assert mm7_cli([*argv, "--subject", "Test photo", "--transaction-id", "4711"]) == 0
     assert "4711" in capsys.readouterr().out
 
     wait = WebDriverWait(browser, 15, poll_frequency=0.2)
-    img = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#messages article img"))[0]
-    wait.until(lambda d: d.execute_script("return arguments[0].complete", img))
-    assert browser.execute_script("return arguments[0].naturalWidth", img) == 240
-    assert browser.execute_script("return arguments[0].naturalHeight", img) == 160
-
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#messages article")) == 4)
     articles = browser.find_elements(By.CSS_SELECTOR, "#messages article")
-    assert len(articles) == 2
-    newest = articles[0]
+    newest, voice, seed, older = articles
+    img = newest.find_element(By.CSS_SELECTOR, "img")
+    wait.until(lambda d: d.execute_script("return arguments[0].complete", img))
+    assert browser.execute_script("return arguments[0].naturalWidth", img) == 640
+    assert browser.execute_script("return arguments[0].naturalHeight", img) == 400
+    assert img.is_displayed() and img.size["height"] <= 240  # a thumbnail
+    assert not newest.find_element(By.CSS_SELECTOR, ".placeholder").is_displayed()
+
     text = newest.find_element(By.CSS_SELECTOR, ".text")
     assert text.is_displayed()
     assert text.text == "Grüße aus Chromium, café"
     assert newest.find_element(By.CSS_SELECTOR, ".subject").text == "Test photo"
-    assert "An older message" in articles[1].text
+    assert "An older message" in older.text
     assert not browser.find_element(By.ID, "empty").is_displayed()
-    assert browser.find_element(By.ID, "total").text == "2"
+    assert browser.find_element(By.ID, "total").text == "4"
 
+    # What the browser cannot render is a labelled card (kind, name, type, size), not a
+    # broken-image icon, and it downloads the file.
+    for article, kind, name, mimetype in (
+        (seed, "image", "image_0.jpg", "image/jpeg"),
+        (voice, "audio", "voice.amr", "audio/amr"),
+    ):
+        card = wait.until(lambda d, a=article: a.find_element(By.CSS_SELECTOR, ".placeholder"))
+        wait.until(lambda d, c=card: c.is_displayed())
+        assert not article.find_element(By.CSS_SELECTOR, ".view").is_displayed()
+        assert card.find_element(By.CSS_SELECTOR, ".kind").text.lower() == kind
+        assert card.find_element(By.CSS_SELECTOR, ".name").text == name
+        assert mimetype in card.text and "cannot show it" in card.text
+        assert card.get_attribute("download") == name
+        assert card.size["width"] >= 200 and card.size["height"] >= 100
+    assert "12125550123" in seed.text  # the rest of the seed message shows as usual
+
+    browser.set_window_size(1100, 1500)  # all four messages in the screenshot
     assert browser.save_screenshot(str(out / "inbox.png"))
+    browser.set_window_size(1100, 900)
+
+    # A thumbnail opens the picture at full size.
+    page = browser.current_window_handle
+    newest.find_element(By.CSS_SELECTOR, "a.view").click()
+    wait.until(lambda d: len(d.window_handles) == 2)
+    browser.switch_to.window(next(h for h in browser.window_handles if h != page))
+    try:
+        full = wait.until(lambda d: d.find_elements(By.TAG_NAME, "img"))[0]
+        wait.until(lambda d: d.execute_script("return arguments[0].complete", full))
+        assert browser.current_url.startswith(server + "/attachments/")
+        assert browser.execute_script("return arguments[0].naturalWidth", full) == 640
+        assert (full.size["width"], full.size["height"]) == (640, 400)
+        blocked = [
+            e for e in browser.get_log("browser") if "Content Security Policy" in e["message"]
+        ]
+        assert blocked == []
+        assert browser.save_screenshot(str(out / "inbox-full-size.png"))
+    finally:
+        browser.close()
+        browser.switch_to.window(page)

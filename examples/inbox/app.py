@@ -10,7 +10,9 @@ Run it from the repository root with ``python examples/inbox/app.py``. It serves
 Everything lives in one instance folder, ``examples/inbox/instance/`` or ``$INBOX_DIR``,
 created on first run: ``inbox.sqlite3`` (the messages and attachment metadata) and
 ``attachments/`` (the attachment bodies, under generated names; the sender's file name is kept
-only as a display and download name).
+only as a display and download name). To empty it, run
+``flask --app examples/inbox/app.py inbox clear`` (the app may keep running), or stop the app
+and delete the folder.
 
 Storage rules, the ones any real receiver needs:
 
@@ -40,6 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import click
 from flask import (
     Flask,
     Response,
@@ -235,6 +238,27 @@ def store_message(msg: DeliverRequest) -> tuple[int, str]:
     return StatusCode.SUCCESS, "Successfully received MMS"
 
 
+def clear_inbox(conn: sqlite3.Connection, folder: Path) -> tuple[int, int]:
+    """Delete every stored message and its attachment files; (messages, files) removed.
+
+    Only the files of the deleted rows are removed, after the commit: a message being stored
+    right now (files written, row not yet committed) keeps its files. Ids are not reused
+    (AUTOINCREMENT), so an open page keeps polling correctly.
+    """
+    with conn:
+        conn.execute("BEGIN IMMEDIATE")  # no message is committed between the two reads
+        names = [row[0] for row in conn.execute("SELECT stored_name FROM attachments")]
+        count = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+        conn.execute("DELETE FROM attachments")
+        conn.execute("DELETE FROM messages")
+    removed = 0
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):
+            (folder / name).unlink()
+            removed += 1
+    return count, removed
+
+
 def load_messages(conn: sqlite3.Connection, since: int = 0) -> list[dict[str, Any]]:
     """The newest :data:`PAGE_SIZE` messages with ``id > since``, newest first."""
     messages = [
@@ -346,6 +370,18 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             html=html,
         )
 
+    @app.cli.group("inbox")
+    def inbox_cli() -> None:
+        """Manage the stored messages."""
+
+    @inbox_cli.command("clear")
+    @click.confirmation_option(prompt="Delete every stored message and attachment?")
+    def clear_command() -> None:
+        """Delete every stored message and its attachment files."""
+        with connect() as conn:
+            count, files = clear_inbox(conn, Path(app.config["INBOX_ATTACHMENTS"]))
+        click.echo(f"Deleted {count} message(s) and {files} attachment file(s).")
+
     @app.get("/attachments/<int:attachment_id>")
     def attachment(attachment_id: int) -> Response:
         with connect() as conn:
@@ -365,7 +401,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             conditional=True,  # Range requests, so video and audio can seek
         )
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        # opened on its own (a thumbnail clicked), the browser's viewer styles the media inline
+        styles = " style-src 'unsafe-inline';" if inline else ""
+        response.headers["Content-Security-Policy"] = f"default-src 'none';{styles} sandbox"
         return response
 
     return app

@@ -37,4 +37,22 @@
       .then(function () { setTimeout(poll, pollMs); });
   }
   setTimeout(poll, pollMs);
+
+  // An image, audio or video the browser cannot render (a format it does not know, or a
+  // relay's placeholder bytes such as "<Binary contents>") is swapped for the labelled card the
+  // template put next to it. "error" does not bubble: listen in the capture phase, and check
+  // what failed before this script ran.
+  var MEDIA = ".attachment img, .attachment audio, .attachment video";
+  function unrenderable(el) {
+    var figure = el.closest(".attachment");
+    if (figure) { figure.classList.add("unrenderable"); }
+  }
+  document.addEventListener("error", function (event) {
+    var el = event.target;
+    if (el instanceof Element && el.matches(MEDIA)) { unrenderable(el); }
+  }, true);
+  document.querySelectorAll(MEDIA).forEach(function (el) {
+    var failed = el.tagName === "IMG" ? el.complete && el.naturalWidth === 0 : el.error !== null;
+    if (failed) { unrenderable(el); }
+  });
 })();
