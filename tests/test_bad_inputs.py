@@ -441,6 +441,32 @@ _PARAM_ENTITY = (
     + envelope_text(deliver_req())[len('<?xml version="1.0"?>') :]
 )
 
+#: charsets a sender may pick that name no real text encoding (or UTF-7 by another name)
+_NOT_TEXT_CHARSETS = [
+    ("base64", "base64"),
+    ("rot13", "rot13"),
+    ("hex", "hex"),
+    ("zlib", "zlib"),
+    ("idna", "idna"),
+    ("undefined", "undefined"),
+    ("unicode_escape", "unicode-escape"),
+    ("utf-8\x00", "nul"),
+    ("utf7", "utf7"),
+    ("utf 7", "utf-space-7"),
+    ("unicode_1_1_utf_7", "unicode-1-1-utf-7"),
+    ("csUnicode11UTF7", "csunicode11utf7"),
+]
+_UTF7_SUBJECT = "<mm7:Subject>+ADw-x+AD4-</mm7:Subject>"
+
+
+def _quiet(outcome: Outcome, snapshot: t.Any) -> None:
+    """Nothing went wrong on our side: no error logged, no traceback."""
+    records = outcome.log_records
+    assert all(r.levelno < logging.ERROR and not r.exc_info for r in records), [
+        r.getMessage() for r in records
+    ]
+
+
 CASES = [
     # 3.1 HTTP level
     *[
@@ -922,6 +948,23 @@ CASES = [
         ),
         id="48-utf7-not-interpreted",
     ),
+    # 48: a charset that is no real text encoding (a bytes-to-bytes codec, one that raises,
+    # a NUL) or UTF-7 under another name is read as UTF-8; msg.text never raises
+    *[
+        pytest.param(
+            ok(
+                deliver(
+                    nested=False,
+                    attachments=[
+                        att(b"caf\xc3\xa9 +ADw-x", f'Content-Type: text/plain; charset="{cs}"')
+                    ],
+                ),
+                check=_all(_text_is("caf\xe9 +ADw-x"), _quiet),
+            ),
+            id=f"48-charset-{name}-read-as-utf8",
+        )
+        for cs, name in _NOT_TEXT_CHARSETS
+    ],
     pytest.param(
         ok(
             deliver(
@@ -1050,6 +1093,51 @@ CASES = [
     pytest.param(
         ok(bare(envelope(declaration="").decode().encode("utf-16"), content_type="text/xml")),
         id="64-utf16-with-bom",
+    ),
+    # 64: the SOAP part's charset follows the text rule: no real text encoding -> UTF-8
+    *[
+        pytest.param(
+            ok(
+                bare(
+                    envelope(deliver_inner(extra=_UTF7_SUBJECT)),
+                    content_type=f'text/xml; charset="{cs}"',
+                ),
+                check=_all(msg_field("subject", "+ADw-x+AD4-"), _quiet),
+            ),
+            id=f"64-soap-charset-{name}-read-as-utf8",
+        )
+        for cs, name in _NOT_TEXT_CHARSETS
+    ],
+    pytest.param(
+        ok(
+            RawRequest(
+                body=multipart(
+                    [
+                        (
+                            ["Content-Type: text/xml; charset=base64", "Content-ID: <soap-start>"],
+                            envelope(deliver_inner(extra=_UTF7_SUBJECT), declaration=""),
+                        )
+                    ],
+                    "b",
+                ),
+                content_type='multipart/related; type="text/xml"; boundary="b"',
+            ),
+            check=_all(msg_field("subject", "+ADw-x+AD4-"), _quiet),
+        ),
+        id="64-multipart-soap-charset-base64-read-as-utf8",
+    ),
+    pytest.param(
+        ok(
+            bare(
+                envelope(
+                    deliver_inner(extra=_UTF7_SUBJECT),
+                    declaration='<?xml version="1.0" encoding="utf-7"?>',
+                ),
+                content_type="text/xml",  # no charset: the declaration names the encoding
+            ),
+            check=_all(msg_field("subject", "+ADw-x+AD4-"), _quiet),
+        ),
+        id="64-soap-declared-utf7-read-as-utf8",
     ),
     pytest.param(ok(bare(b"\xef\xbb\xbf" + envelope())), id="64-utf8-with-bom"),
     pytest.param(
