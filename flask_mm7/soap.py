@@ -52,6 +52,7 @@ _UTF8_DECLARATIONS = (
 _XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _STRIP = " \t\r\n\u00a0"
 _MAX_ID = 1024
+_CR = {"\r": "&#13;"}
 
 
 def local_name(tag: object) -> str:
@@ -275,10 +276,16 @@ _STATUS = (
 
 
 def _text(value: str, limit: int = 1024) -> str:
-    """``value`` cleaned and escaped for element content."""
+    """``value`` cleaned and escaped for element content.
+
+    A CR is written as ``&#13;``: a parser reads a literal one (and CR LF) as LF, so the echo
+    of a TransactionID sent as ``a&#13;b`` would differ from it.
+    """
     value = clean_text(value, limit)
-    # the usual id, version and status text hold none of the three (escape: 3 replaces)
-    return escape(value) if "&" in value or "<" in value or ">" in value else value
+    # the usual id, version and status text hold none of the four (escape: 4 replaces)
+    if "&" in value or "<" in value or ">" in value or "\r" in value:
+        return escape(value, _CR)
+    return value
 
 
 def _envelope(namespace: str, transaction_id: str | None, body: str) -> bytes:

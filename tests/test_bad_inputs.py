@@ -1214,6 +1214,16 @@ CASES = [
     pytest.param(
         client(with_soap(envelope(transaction_id="a&#1;b"))), id="69-transaction-id-control-char"
     ),
+    # 69: a CR sent as a character reference is echoed as one: a literal CR would read back
+    # as LF (XML end-of-line handling), in the reply and in a Fault alike
+    pytest.param(
+        ok(with_soap(envelope(transaction_id="a&#13;b")), tid="a\rb"),
+        id="69-transaction-id-with-cr-char-ref",
+    ),
+    pytest.param(
+        client(with_soap(envelope(transaction_id="a&#13;&#10;b", version=None)), tid="a\r\nb"),
+        id="69-transaction-id-with-crlf-char-refs-in-fault",
+    ),
     pytest.param(ok(with_soap(envelope(soap_prefix="S", mm7_prefix="x"))), id="70-other-prefixes"),
     pytest.param(ok(with_soap(envelope(mm7_prefix=""))), id="70-default-namespace"),
     *[
