@@ -459,6 +459,18 @@ _NOT_TEXT_CHARSETS = [
 _UTF7_SUBJECT = "<mm7:Subject>+ADw-x+AD4-</mm7:Subject>"
 
 
+def _one_line(outcome: Outcome, snapshot: t.Any) -> None:
+    """Refused in one log line, without a traceback."""
+    [record] = outcome.log_records
+    assert not record.exc_info and "\n" not in record.getMessage(), record.getMessage()
+
+
+def _padded_length(before: str, after: str) -> RawRequest:
+    """A DeliverReq whose Content-Length is right, with ``before`` and ``after`` around it."""
+    request = deliver()
+    return dataclasses.replace(request, content_length=f"{before}{len(request.body)}{after}")
+
+
 def _quiet(outcome: Outcome, snapshot: t.Any) -> None:
     """Nothing went wrong on our side: no error logged, no traceback."""
     records = outcome.log_records
@@ -496,6 +508,33 @@ CASES = [
             ("1e3", "1e3"),
             ("10, 20", "two-values"),
             (" +5", "plus-sign"),
+            ("+5", "plus-sign-unpadded"),
+            ("0x10", "hex"),
+            ("5\u00a0", "nbsp"),
+            # str.isdigit() is true for these, int() raises on the first, reads 3 and 1000
+            ("\u00b2", "superscript-two"),
+            ("\u0663", "arabic-indic-three"),
+            ("\u0661\u0660\u0660\u0660", "arabic-indic-1000"),
+        )
+    ],
+    *[
+        pytest.param(
+            client(deliver(content_length=v), status=400, check=_all(read_bytes(0), _one_line)),
+            id=f"04-content-length-{n}-one-log-line",
+        )
+        for v, n in (("\u00b2", "superscript-two"), ("\u0663", "arabic-indic-three"))
+    ],
+    pytest.param(
+        client(deliver(content_length="9" * 5000), status=413, check=read_bytes(0)),
+        id="03-content-length-5000-digits",
+    ),
+    *[
+        pytest.param(ok(lambda p=pad: _padded_length(*p)), id=f"04-content-length-{n}")
+        for pad, n in (
+            ((" ", ""), "leading-space"),
+            (("", " "), "trailing-space"),
+            (("\t", "\t"), "tabs"),
+            (("0" * 5000, ""), "5000-leading-zeros"),
         )
     ],
     pytest.param(client(deliver(content_length=""), status=411), id="04-content-length-empty-411"),
