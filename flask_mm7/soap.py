@@ -208,7 +208,7 @@ def _fix_declaration(data: bytes, charset: str | None) -> bytes:
         codec = codec_for(charset)
         return data if codec == UTF8 else _reencode(data, codec)
     found = _DECLARED_ENCODING.search(match.group())
-    declared = found.group(1).decode("latin-1").strip().lower() if found else UTF8
+    declared = found.group(1).decode("latin-1").lower() if found else UTF8
     if charset:
         codec = codec_for(charset)
     elif declared.startswith(("utf-16", "utf-32", "ucs")):

@@ -188,7 +188,7 @@ def test_soap_charset_that_is_no_text_encoding_reads_as_utf8(
 @pytest.mark.parametrize(
     "declared",
     ["utf-7", "UTF-7", "utf7", "base64", "zlib", "undefined", "idna", "punycode",
-     "unicode_escape", "x-unknown", "utf 7", "\u00fctf-8"],
+     "unicode_escape", "x-unknown", "utf 7", "\u00fctf-8", "UTF-8 ", " utf-8"],
 )  # fmt: skip
 def test_soap_declared_encoding_that_is_no_text_encoding_reads_as_utf8(
     declared: str, bom: bytes
