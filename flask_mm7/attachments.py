@@ -7,7 +7,6 @@ Knows nothing of MIME framing, SOAP or WSGI.
 
 from __future__ import annotations
 
-import codecs
 import io
 import mimetypes
 import os
@@ -17,11 +16,11 @@ import typing as t
 from werkzeug.datastructures import Headers
 from werkzeug.utils import secure_filename
 
+from . import charsets
 from .headers import parse_options
 from .mime import header_value
 
 _STRIP = " \t\r\n\u00a0<>"
-_UNSAFE_CHARSETS = {"utf-7", "utf_7", "u7", "unicode-1-1-utf-7"}
 
 
 _T = t.TypeVar("_T")
@@ -204,18 +203,13 @@ class Attachment:
     def text(self) -> str | None:
         """The content decoded by its charset for ``text/*`` parts (UTF-8 by default), else None.
 
-        Undecodable bytes become U+FFFD; unknown charsets and UTF-7 are read as UTF-8.
+        Undecodable bytes become U+FFFD; a charset that is not a real text encoding (unknown,
+        ``base64``, ``undefined``...), UTF-7 under any name, and US-ASCII are read as UTF-8.
+        Never raises.
         """
         if not self.mimetype.startswith("text/"):
             return None
-        charset = (self.mimetype_params.get("charset") or "utf-8").strip().lower()
-        try:
-            codecs.lookup(charset)
-        except LookupError:
-            charset = "utf-8"
-        if charset in _UNSAFE_CHARSETS or charset in ("us-ascii", "ascii"):
-            charset = "utf-8"  # real relays send UTF-8 under us-ascii; UTF-7 hides markup
-        return self.getvalue().decode(charset, "replace")
+        return charsets.decode(self.getvalue(), self.mimetype_params.get("charset"))
 
     def save(self, dst: str | os.PathLike[str] | t.IO[bytes], buffer_size: int = 65536) -> None:
         """Write the content to a path or a binary file object.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import typing as t
 
 from . import auth, dedupe
@@ -36,7 +37,8 @@ class Settings:
     max_xml_depth: int = 64
     #: attachments larger than this many bytes are spooled to a temporary file
     spool_threshold: int = 512 * 1024
-    #: directory for spooled attachments; None uses the system's temporary directory
+    #: directory for spooled attachments; None uses the system's temporary directory. It must
+    #: exist and be writable: checked here, at start-up
     spool_dir: t.Optional[str] = None
     #: a body whose Content-Length is at most this many bytes is parsed in memory whatever
     #: its parts' sizes (several times faster than spooling); larger or chunked bodies spool
@@ -84,6 +86,8 @@ class Settings:
             c in realm for c in '"\\'
         ):
             raise ValueError(f"auth_realm must be printable ASCII without quotes: {realm!r}")
+        if self.spool_dir is not None:
+            _check_spool_dir(self.spool_dir)
         # normalise the string forms once; a frozen dataclass needs object.__setattr__
         object.__setattr__(self, "basic_auth", auth.parse_credentials(self.basic_auth))
         object.__setattr__(self, "allowed_ips", auth.parse_networks(self.allowed_ips))
@@ -128,6 +132,21 @@ class Settings:
     def config_defaults(cls, prefix: str = PREFIX) -> dict[str, t.Any]:
         """``{"MM7_PATH": "/mm7", ...}``: every config key with its default."""
         return {prefix + f.name.upper(): f.default for f in dataclasses.fields(cls)}
+
+
+def _check_spool_dir(path: str) -> None:
+    """Refuse a spool directory that is missing, not a directory, or not writable.
+
+    Checked at start-up: otherwise the first message large enough to spool would find out, and
+    every retry of it fail the same way.
+    """
+    setting = f"spool_dir ({PREFIX}SPOOL_DIR) {path!r}"
+    if not os.path.exists(path):
+        raise ValueError(f"{setting} does not exist")
+    if not os.path.isdir(path):
+        raise ValueError(f"{setting} is not a directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"{setting} is not writable")
 
 
 def _from_string(kind: object, value: str) -> t.Any:

@@ -214,14 +214,17 @@ class MM7Middleware(Receiver):
 
     def _input(self, environ: WSGIEnvironment) -> _BoundedInput:
         limit = self.settings.max_content_length
-        raw = environ.get("CONTENT_LENGTH", "")
-        if raw.strip():
-            if not raw.strip().isdigit():  # -1, abc, 1e3, "1, 2": never read as empty
+        raw = environ.get("CONTENT_LENGTH", "").strip(" \t")  # HTTP's optional whitespace
+        if raw:
+            # 1*DIGIT, ASCII only: -1, abc, 1e3, "1, 2" are never read as empty, and
+            # str.isdigit() alone passes "²" (int() then raises) and "٣" (int() reads 3)
+            if not (raw.isascii() and raw.isdigit()):
                 raise IncompleteBody(2007, "Invalid Content-Length")
-            length = int(raw)
-            if length > limit:
+            digits = raw.lstrip("0") or "0"
+            # compared by length first: int() refuses more than 4300 digits (Python 3.11+)
+            if len(digits) > len(str(limit)) or int(digits) > limit:
                 raise BodyTooLarge(2007, f"Request body larger than {limit} bytes")
-            return _BoundedInput(environ["wsgi.input"], length, limit)
+            return _BoundedInput(environ["wsgi.input"], int(digits), limit)
         if environ.get("wsgi.input_terminated"):  # chunked: count as we read
             return _BoundedInput(environ["wsgi.input"], None, limit)
         error = IncompleteBody(2007, "Content-Length required")

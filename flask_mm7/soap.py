@@ -10,6 +10,7 @@ Knows nothing of MIME, WSGI or Flask.
 
 from __future__ import annotations
 
+import codecs
 import re
 import typing as t
 from xml.etree.ElementTree import Element, ParseError
@@ -18,6 +19,7 @@ from xml.sax.saxutils import escape, quoteattr
 from defusedxml import DefusedXmlException
 
 from . import xmltree
+from .charsets import UTF8, codec_for
 from .errors import MalformedRequest, UnsupportedOperation, VersionMismatch
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -36,7 +38,13 @@ OPERATIONS = {
 }
 
 _DECLARATION = re.compile(rb"^\s*<\?xml[^>]*?\?>", re.S)
-_DECLARED_ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_DECLARED_ENCODING = re.compile(rb"""encoding\s*=\s*["']([^"'>]*)["']""")
+#: byte order marks and the codec that reads past them (UTF-32 is beyond expat anyway)
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 _UTF8_DECLARATIONS = (
     b'<?xml version="1.0" encoding="UTF-8"',
     b'<?xml version="1.0" encoding="utf-8"',
@@ -44,6 +52,7 @@ _UTF8_DECLARATIONS = (
 _XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _STRIP = " \t\r\n\u00a0"
 _MAX_ID = 1024
+_CR = {"\r": "&#13;"}
 
 
 def local_name(tag: object) -> str:
@@ -177,43 +186,45 @@ def _namespace(operation: Element | None, id_element: Element | None) -> str:
 
 
 def _fix_declaration(data: bytes, charset: str | None) -> bytes:
-    """Make the XML declaration tell the truth about the bytes' encoding.
+    """The envelope as UTF-8 bytes whose XML declaration, if any, says UTF-8.
 
-    RFC 7303 §3.2: for ``text/xml`` the MIME charset is authoritative. Real relays declare
-    ``encoding="utf-16"`` over UTF-8 bytes (Vibes), which expat refuses; a document with a BOM
-    is left to expat.
+    RFC 7303 §3.2: for ``text/xml`` the MIME charset is authoritative, and a byte order mark
+    above both. Real relays declare ``encoding="utf-16"`` over UTF-8 bytes (Vibes), which
+    expat refuses. Decoding here, through :func:`flask_mm7.charsets.codec_for`, also keeps
+    expat from handing a declared name it does not know to Python's codecs, which would run
+    whatever the sender names (``base64``, ``undefined``, UTF-7). A charset that is no real
+    text encoding is read as UTF-8, like text parts.
     """
-    if data.startswith(_UTF8_DECLARATIONS) and (not charset or charset.lower() == "utf-8"):
+    if data.startswith(_UTF8_DECLARATIONS) and (not charset or codec_for(charset) == UTF8):
         # what nearly every relay sends: the first ``encoding=`` is this one, whatever follows,
         # so the slow path would find UTF-8 declared, wanted, and return the data unchanged
         return data
-    if data[:3] == b"\xef\xbb\xbf" or data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return data
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            data, charset = data.decode(codec, "replace").encode(), UTF8
+            break
     match = _DECLARATION.match(data)
     if match is None:
-        if charset and charset.lower().replace("_", "-") not in ("utf-8", "utf8", "us-ascii"):
-            return _reencode(data, charset)
-        return data
+        codec = codec_for(charset)
+        return data if codec == UTF8 else _reencode(data, codec)
     found = _DECLARED_ENCODING.search(match.group())
-    declared = found.group(1).decode().lower() if found else "utf-8"
-    wanted = (charset or "").lower()
-    if not wanted:
-        # no charset: trust the declaration unless it claims a 16/32-bit encoding over bytes
-        # that are plainly 8-bit (``<?xml`` is single-byte here, or it would not have matched)
-        if not declared.startswith(("utf-16", "utf-32", "ucs")):
-            return data
-        wanted = "utf-8"
-    if wanted.replace("_", "-") == declared.replace("_", "-"):
+    declared = found.group(1).decode("latin-1").lower() if found else UTF8
+    if charset:
+        codec = codec_for(charset)
+    elif declared.startswith(("utf-16", "utf-32", "ucs")):
+        # a 16/32-bit encoding declared over bytes that are plainly 8-bit (``<?xml`` is
+        # single-byte here, or it would not have matched)
+        codec = UTF8
+    else:
+        codec = codec_for(declared)
+    if codec == UTF8 and declared == UTF8:
         return data
-    return _reencode(data[match.end() :], wanted)
+    return _reencode(data[match.end() :], codec)
 
 
-def _reencode(data: bytes, charset: str) -> bytes:
-    try:
-        text = data.decode(charset, "replace")
-    except LookupError:
-        raise MalformedRequest(2007, "Unknown charset") from None
-    return text.lstrip("\ufeff").encode()
+def _reencode(data: bytes, codec: str) -> bytes:
+    """``data`` (without its declaration) decoded by ``codec``, as UTF-8."""
+    return data.decode(codec, "replace").lstrip("\ufeff").encode()
 
 
 def _check_depth(root: Element, data: bytes, max_depth: int) -> None:
@@ -265,10 +276,16 @@ _STATUS = (
 
 
 def _text(value: str, limit: int = 1024) -> str:
-    """``value`` cleaned and escaped for element content."""
+    """``value`` cleaned and escaped for element content.
+
+    A CR is written as ``&#13;``: a parser reads a literal one (and CR LF) as LF, so the echo
+    of a TransactionID sent as ``a&#13;b`` would differ from it.
+    """
     value = clean_text(value, limit)
-    # the usual id, version and status text hold none of the three (escape: 3 replaces)
-    return escape(value) if "&" in value or "<" in value or ">" in value else value
+    # the usual id, version and status text hold none of the four (escape: 4 replaces)
+    if "&" in value or "<" in value or ">" in value or "\r" in value:
+        return escape(value, _CR)
+    return value
 
 
 def _envelope(namespace: str, transaction_id: str | None, body: str) -> bytes:

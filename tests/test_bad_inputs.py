@@ -448,6 +448,44 @@ _PARAM_ENTITY = (
     + envelope_text(deliver_req())[len('<?xml version="1.0"?>') :]
 )
 
+#: charsets a sender may pick that name no real text encoding (or UTF-7 by another name)
+_NOT_TEXT_CHARSETS = [
+    ("base64", "base64"),
+    ("rot13", "rot13"),
+    ("hex", "hex"),
+    ("zlib", "zlib"),
+    ("idna", "idna"),
+    ("undefined", "undefined"),
+    ("unicode_escape", "unicode-escape"),
+    ("utf-8\x00", "nul"),
+    ("utf7", "utf7"),
+    ("utf 7", "utf-space-7"),
+    ("unicode_1_1_utf_7", "unicode-1-1-utf-7"),
+    ("csUnicode11UTF7", "csunicode11utf7"),
+]
+_UTF7_SUBJECT = "<mm7:Subject>+ADw-x+AD4-</mm7:Subject>"
+
+
+def _one_line(outcome: Outcome, snapshot: t.Any) -> None:
+    """Refused in one log line, without a traceback."""
+    [record] = outcome.log_records
+    assert not record.exc_info and "\n" not in record.getMessage(), record.getMessage()
+
+
+def _padded_length(before: str, after: str) -> RawRequest:
+    """A DeliverReq whose Content-Length is right, with ``before`` and ``after`` around it."""
+    request = deliver()
+    return dataclasses.replace(request, content_length=f"{before}{len(request.body)}{after}")
+
+
+def _quiet(outcome: Outcome, snapshot: t.Any) -> None:
+    """Nothing went wrong on our side: no error logged, no traceback."""
+    records = outcome.log_records
+    assert all(r.levelno < logging.ERROR and not r.exc_info for r in records), [
+        r.getMessage() for r in records
+    ]
+
+
 CASES = [
     # 3.1 HTTP level
     *[
@@ -477,6 +515,33 @@ CASES = [
             ("1e3", "1e3"),
             ("10, 20", "two-values"),
             (" +5", "plus-sign"),
+            ("+5", "plus-sign-unpadded"),
+            ("0x10", "hex"),
+            ("5\u00a0", "nbsp"),
+            # str.isdigit() is true for these, int() raises on the first, reads 3 and 1000
+            ("\u00b2", "superscript-two"),
+            ("\u0663", "arabic-indic-three"),
+            ("\u0661\u0660\u0660\u0660", "arabic-indic-1000"),
+        )
+    ],
+    *[
+        pytest.param(
+            client(deliver(content_length=v), status=400, check=_all(read_bytes(0), _one_line)),
+            id=f"04-content-length-{n}-one-log-line",
+        )
+        for v, n in (("\u00b2", "superscript-two"), ("\u0663", "arabic-indic-three"))
+    ],
+    pytest.param(
+        client(deliver(content_length="9" * 5000), status=413, check=read_bytes(0)),
+        id="03-content-length-5000-digits",
+    ),
+    *[
+        pytest.param(ok(lambda p=pad: _padded_length(*p)), id=f"04-content-length-{n}")
+        for pad, n in (
+            ((" ", ""), "leading-space"),
+            (("", " "), "trailing-space"),
+            (("\t", "\t"), "tabs"),
+            (("0" * 5000, ""), "5000-leading-zeros"),
         )
     ],
     pytest.param(client(deliver(content_length=""), status=411), id="04-content-length-empty-411"),
@@ -942,6 +1007,23 @@ CASES = [
         ),
         id="48-utf7-not-interpreted",
     ),
+    # 48: a charset that is no real text encoding (a bytes-to-bytes codec, one that raises,
+    # a NUL) or UTF-7 under another name is read as UTF-8; msg.text never raises
+    *[
+        pytest.param(
+            ok(
+                deliver(
+                    nested=False,
+                    attachments=[
+                        att(b"caf\xc3\xa9 +ADw-x", f'Content-Type: text/plain; charset="{cs}"')
+                    ],
+                ),
+                check=_all(_text_is("caf\xe9 +ADw-x"), _quiet),
+            ),
+            id=f"48-charset-{name}-read-as-utf8",
+        )
+        for cs, name in _NOT_TEXT_CHARSETS
+    ],
     pytest.param(
         ok(
             deliver(
@@ -1071,6 +1153,51 @@ CASES = [
         ok(bare(envelope(declaration="").decode().encode("utf-16"), content_type="text/xml")),
         id="64-utf16-with-bom",
     ),
+    # 64: the SOAP part's charset follows the text rule: no real text encoding -> UTF-8
+    *[
+        pytest.param(
+            ok(
+                bare(
+                    envelope(deliver_inner(extra=_UTF7_SUBJECT)),
+                    content_type=f'text/xml; charset="{cs}"',
+                ),
+                check=_all(msg_field("subject", "+ADw-x+AD4-"), _quiet),
+            ),
+            id=f"64-soap-charset-{name}-read-as-utf8",
+        )
+        for cs, name in _NOT_TEXT_CHARSETS
+    ],
+    pytest.param(
+        ok(
+            RawRequest(
+                body=multipart(
+                    [
+                        (
+                            ["Content-Type: text/xml; charset=base64", "Content-ID: <soap-start>"],
+                            envelope(deliver_inner(extra=_UTF7_SUBJECT), declaration=""),
+                        )
+                    ],
+                    "b",
+                ),
+                content_type='multipart/related; type="text/xml"; boundary="b"',
+            ),
+            check=_all(msg_field("subject", "+ADw-x+AD4-"), _quiet),
+        ),
+        id="64-multipart-soap-charset-base64-read-as-utf8",
+    ),
+    pytest.param(
+        ok(
+            bare(
+                envelope(
+                    deliver_inner(extra=_UTF7_SUBJECT),
+                    declaration='<?xml version="1.0" encoding="utf-7"?>',
+                ),
+                content_type="text/xml",  # no charset: the declaration names the encoding
+            ),
+            check=_all(msg_field("subject", "+ADw-x+AD4-"), _quiet),
+        ),
+        id="64-soap-declared-utf7-read-as-utf8",
+    ),
     pytest.param(ok(bare(b"\xef\xbb\xbf" + envelope())), id="64-utf8-with-bom"),
     pytest.param(
         client(with_soap(b'<?xml version="1.0"?><root/>'), fault="VersionMismatch"),
@@ -1145,6 +1272,16 @@ CASES = [
     ),
     pytest.param(
         client(with_soap(envelope(transaction_id="a&#1;b"))), id="69-transaction-id-control-char"
+    ),
+    # 69: a CR sent as a character reference is echoed as one: a literal CR would read back
+    # as LF (XML end-of-line handling), in the reply and in a Fault alike
+    pytest.param(
+        ok(with_soap(envelope(transaction_id="a&#13;b")), tid="a\rb"),
+        id="69-transaction-id-with-cr-char-ref",
+    ),
+    pytest.param(
+        client(with_soap(envelope(transaction_id="a&#13;&#10;b", version=None)), tid="a\r\nb"),
+        id="69-transaction-id-with-crlf-char-refs-in-fault",
     ),
     pytest.param(ok(with_soap(envelope(soap_prefix="S", mm7_prefix="x"))), id="70-other-prefixes"),
     pytest.param(ok(with_soap(envelope(mm7_prefix=""))), id="70-default-namespace"),

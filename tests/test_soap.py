@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import defusedxml.ElementTree as DefusedET
 import pytest
 from helpers import NS5, NS6, SOAP, deliver_inner, envelope, parse_reply
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flask_mm7 import soap
 from flask_mm7.errors import MalformedRequest, UnsupportedOperation, VersionMismatch
@@ -217,3 +220,92 @@ def test_folded_content_type_keeps_its_boundary() -> None:
         "type": "text/xml",
         "boundary": "----=_Part_1",
     }
+
+
+# -- echoed values read back exactly ------------------------------------------------------------
+
+#: characters XML 1.0 carries, the whitespace a parser rewrites among them
+_XML_CHARS = st.one_of(
+    st.sampled_from("\t\n\r &<>]\"'\u00a0\u0085\u2028"),
+    st.characters(blacklist_categories=("Cs",), min_codepoint=0x20, max_codepoint=0xFFFD),
+)
+
+
+def _reply_fields(body: bytes) -> dict[str, str | None]:
+    """Each element's text exactly as a parser reads it (nothing trimmed), by local name."""
+    root = DefusedET.fromstring(body, forbid_dtd=True)
+    found: dict[str, str | None] = {}
+    for element in root.iter():
+        found.setdefault(element.tag.rpartition("}")[2], element.text)
+    return found
+
+
+@pytest.mark.parametrize(
+    "written", ["a&#13;b", "a&#13;&#10;b", "a&#9;&#13;b", "&#13;a&#13;&#13;b&#13;"]
+)
+def test_transaction_id_with_a_carriage_return_is_echoed_exactly(written: str) -> None:
+    parsed = soap.read_envelope(envelope(transaction_id=written))
+    assert "\r" in parsed.transaction_id
+    for body in (
+        soap.write_response(
+            parsed.operation,
+            transaction_id=parsed.transaction_id,
+            namespace=parsed.namespace,
+            mm7_version="6.8.0",
+            status_code=1000,
+            status_text="Success",
+        ),
+        soap.write_fault(
+            fault_code="Client",
+            fault_string="x",
+            status_code=2007,
+            status_text="x",
+            transaction_id=parsed.transaction_id,
+        ),
+    ):
+        assert _reply_fields(body)["TransactionID"] == parsed.transaction_id
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(_XML_CHARS, max_size=60).filter(lambda v: v.strip(" \t\r\n\u00a0")))
+def test_every_transaction_id_is_echoed_as_read(value: str) -> None:
+    # sent as character references, so the request carries every character as it is
+    written = "".join(f"&#{ord(c)};" for c in value)
+    parsed = soap.read_envelope(envelope(transaction_id=written))
+    body = soap.write_response(
+        parsed.operation,
+        transaction_id=parsed.transaction_id,
+        namespace=parsed.namespace,
+        mm7_version="6.8.0",
+        status_code=1000,
+        status_text="Success",
+    )
+    assert _reply_fields(body)["TransactionID"] == parsed.transaction_id
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(_XML_CHARS, max_size=80),
+    version=st.text(_XML_CHARS, max_size=20),
+    # as read from a request: expat refuses a "}" (its name separator) and an empty URI
+    namespace=st.text(_XML_CHARS, min_size=1, max_size=40).filter(lambda v: "}" not in v),
+)
+def test_status_text_version_and_namespace_are_echoed_exactly(
+    text: str, version: str, namespace: str
+) -> None:
+    response = soap.write_response(
+        "DeliverReq",
+        transaction_id="T",
+        namespace=namespace,
+        mm7_version=version,
+        status_code=2004,
+        status_text=text,
+    )
+    fields = _reply_fields(response)
+    assert (fields["StatusText"] or "", fields["MM7Version"] or "") == (text, version)
+    root = DefusedET.fromstring(response, forbid_dtd=True)
+    assert root[1][0].tag == "{" + namespace + "}DeliverRsp"  # an attribute: TAB, LF, CR too
+    fault = _reply_fields(
+        soap.write_fault(fault_code="Client", fault_string=text, status_code=2007, status_text=text)
+    )
+    assert (fault["faultstring"] or "", fault["StatusText"] or "") == (text, text)

@@ -15,7 +15,7 @@ from flask import Flask
 from helpers import envelope, handles_in, mm7_body, multipart, parse_reply
 from sec_helpers import CountingInput, post_stream
 
-from flask_mm7 import MM7, Attachment
+from flask_mm7 import MM7, Attachment, MM7Middleware
 
 pytestmark = pytest.mark.skipif(
     not os.path.isdir("/proc/self/fd"), reason="open handles are counted through /proc"
@@ -355,3 +355,57 @@ def test_max_memory_body_size_edges(spool: pathlib.Path, offset: int, spooled: b
     harness.behaviour = lambda msg: during.append(len(handles_in(spool)))
     assert harness.post(body, content_type).status_code == 200
     assert during == [1 if spooled else 0]
+
+
+# -- the spool directory is checked at start-up ---------------------------------------------------
+
+
+def _starts(kind: str, spool_dir: str) -> None:
+    """Set up a receiver of ``kind`` with ``spool_dir``, as a user would."""
+    if kind == "middleware":
+        MM7Middleware(spool_dir=spool_dir, allow_anonymous=True)
+    elif kind == "extension-config":
+        app = Flask("spool")
+        app.config.update(MM7_SPOOL_DIR=spool_dir, MM7_ALLOW_ANONYMOUS="true")
+        MM7(app)
+    else:
+        MM7(spool_dir=spool_dir)
+
+
+def _a_file(path: pathlib.Path) -> str:
+    path.write_bytes(b"x")
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", ["middleware", "extension-config", "extension-option"])
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda tmp: str(tmp / "missing"), "does not exist"),
+        (lambda tmp: str(tmp / "missing" / "deeper"), "does not exist"),
+        (lambda tmp: _a_file(tmp / "file"), "is not a directory"),
+    ],
+    ids=["missing", "missing-parent", "a-file"],
+)
+def test_a_bad_spool_dir_fails_at_start_up_naming_the_setting(
+    tmp_path: pathlib.Path, kind: str, make: t.Callable[[pathlib.Path], str], problem: str
+) -> None:
+    path = make(tmp_path)
+    with pytest.raises(ValueError) as raised:
+        _starts(kind, path)
+    message = str(raised.value)
+    assert "spool_dir" in message and "MM7_SPOOL_DIR" in message
+    assert repr(path) in message and problem in message
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write to any directory")
+def test_an_unwritable_spool_dir_fails_at_start_up(tmp_path: pathlib.Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    with pytest.raises(ValueError, match="MM7_SPOOL_DIR.*not writable"):
+        MM7Middleware(spool_dir=str(locked))
+
+
+@pytest.mark.parametrize("kind", ["middleware", "extension-config", "extension-option"])
+def test_an_existing_spool_dir_starts(spool: pathlib.Path, kind: str) -> None:
+    _starts(kind, str(spool))
