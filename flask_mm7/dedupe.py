@@ -335,6 +335,9 @@ class SQLiteStore:
     purge_interval = 60.0
     #: idle connections kept for reuse (per process)
     pool_size = 4
+    #: renewal rounds with no claim held after which the renewal thread ends (a new one
+    #: starts with the next claim): about a minute with the default lease
+    idle_beats = 20
 
     def __init__(
         self,
@@ -357,9 +360,10 @@ class SQLiteStore:
         self._pool: list[sqlite3.Connection] = []
         self._pid = os.getpid()
         self._finalizer = weakref.finalize(self, _close_all, self._pool, self._pid)
-        # claims this process holds and renews: token -> time claimed
-        self._held: dict[str, float] = {}
+        # claims this process holds and renews: token -> (key, digest, time claimed)
+        self._held: dict[str, tuple[str, str, float]] = {}
         self._heartbeat: threading.Thread | None = None
+        self._idle = 0
         self._stop = threading.Event()
         db = self._open()
         try:
@@ -371,7 +375,6 @@ class SQLiteStore:
                     db.execute(f"DROP TABLE {_TABLE}")
                 db.execute(_SCHEMA)
                 db.execute(f"CREATE INDEX IF NOT EXISTS {_TABLE}_updated ON {_TABLE} (updated)")
-                db.execute(f"CREATE INDEX IF NOT EXISTS {_TABLE}_token ON {_TABLE} (token)")
         finally:
             db.close()
 
@@ -470,7 +473,7 @@ class SQLiteStore:
                 db.execute("ROLLBACK")
                 raise
             if result.state == NEW:
-                self._hold(token, now)
+                self._hold(token, key, digest, now)
             if now >= self._next_purge:
                 self._next_purge = now + self.purge_interval
                 db.execute(
@@ -502,13 +505,14 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------ the lease heartbeat
 
-    def _hold(self, token: str, now: float) -> None:
+    def _hold(self, token: str, key: str, digest: str, now: float) -> None:
         """Renew the claim ``token`` until it is completed or released."""
         with self._lock:
             self._after_fork()
-            self._held[token] = now
+            self._held[token] = (key, digest, now)
             if self._heartbeat is None or self._stop.is_set():
                 self._stop = threading.Event()
+                self._idle = 0
                 self._heartbeat = threading.Thread(
                     target=_heartbeat,
                     args=(weakref.ref(self), self._stop, self.lease / 3),
@@ -522,30 +526,32 @@ class SQLiteStore:
             self._held.pop(token, None)
 
     def _renew(self) -> bool:
-        """Renew every held claim younger than ``claim_timeout``; False when none is held
-        (the heartbeat thread then ends)."""
+        """Renew every held claim younger than ``claim_timeout``; False when the renewal
+        thread should end (none held for ``idle_beats`` rounds)."""
         now = self._clock()
         with self._lock:
             if self._pid != os.getpid():
                 return False  # a forked child: this thread object is the parent's
-            for token, started in list(self._held.items()):
+            for token, (_, _, started) in list(self._held.items()):
                 if now - started >= self.claim_timeout:
                     del self._held[token]  # a stuck handler: let its claim run out
-            tokens = list(self._held)
-            if not tokens:
+            held = [(now, key, digest, token) for token, (key, digest, _) in self._held.items()]
+            if not held:
+                self._idle += 1
+                if self._idle < self.idle_beats:
+                    return True
                 self._heartbeat = None
                 return False
+            self._idle = 0
         try:
-            with self._connect() as db:
-                for start in range(0, len(tokens), 500):  # SQLite's parameter limit
-                    chunk = tokens[start : start + 500]
-                    db.execute(
-                        f"UPDATE {_TABLE} SET updated = ? WHERE done = 0 AND token IN"
-                        f" ({','.join('?' * len(chunk))})",
-                        (now, *chunk),
-                    )
+            with self._connect() as db:  # one claim per request thread: a few rows
+                db.executemany(
+                    f"UPDATE {_TABLE} SET updated = ?"
+                    " WHERE key = ? AND digest = ? AND token = ? AND done = 0",
+                    held,
+                )
         except sqlite3.Error:  # busy or locked: the next beat tries again within the lease
-            logger.warning("MM7 dedupe: could not renew %d claim(s)", len(tokens), exc_info=True)
+            logger.warning("MM7 dedupe: could not renew %d claim(s)", len(held), exc_info=True)
         return True
 
 

@@ -51,8 +51,13 @@ def test_a_claim_is_renewed_while_its_handler_runs(tmp_path: pathlib.Path) -> No
         time.sleep(0.05)
     store.complete("k", claim.token, 1000, "ok")
     assert other.claim("k", "d").state == DONE
-    # nothing held: the renewal thread ends
-    wait_for(lambda: store._heartbeat is None, 2)
+    # nothing held for idle_beats rounds (20 x 0.1 s): the renewal thread ends
+    thread = store._heartbeat
+    assert thread is not None
+    thread.join(5)
+    assert not thread.is_alive() and store._heartbeat is None
+    other.claim("k2", "d")  # a new claim starts a new one
+    assert store._heartbeat is None and other._heartbeat is not None
 
 
 def test_a_claim_not_renewed_runs_out_after_its_lease(tmp_path: pathlib.Path) -> None:
