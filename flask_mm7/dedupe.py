@@ -114,11 +114,6 @@ def make_key(operation: str, transaction_id: str, sender: str | None) -> str:
     return hashlib.sha256(raw.encode("ascii")).hexdigest()
 
 
-def digest(data: bytes) -> str:
-    """The SHA-256 of ``data``, hex."""
-    return hashlib.sha256(data).hexdigest()
-
-
 def fingerprint(soap: bytes, parts: t.Iterable[Content]) -> str:
     """The content fingerprint of a message: its SOAP part's bytes, then each attachment's
     media type and decoded bytes, in order.

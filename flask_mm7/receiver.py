@@ -25,6 +25,7 @@ Knows nothing of WSGI or Flask.
 
 from __future__ import annotations
 
+import contextlib
 import typing as t
 
 from werkzeug.datastructures import Headers
@@ -193,6 +194,7 @@ class Receiver(HandlerRegistry):
             return self._fault("Server", StatusCode.SERVER_ERROR, "Server Error", envelope)
 
     def _dispatch(self, envelope: soap.Envelope, message: Message, body: MimeBody) -> Reply:
+        """Call the operation's handler, through the dedupe store when there is one."""
         operation = envelope.operation
         handler = self.handlers.get(operation)
         if handler is None:
@@ -236,12 +238,8 @@ class Receiver(HandlerRegistry):
                 operation,
                 envelope.transaction_id,
             )
-            try:  # free the claim now rather than when it runs out
+            with contextlib.suppress(Exception):  # free the claim now, not when it runs out
                 store.release(key, claim.token)
-            except Exception:
-                logger.exception(
-                    "MM7 %s %s: dedupe claim not released", operation, envelope.transaction_id
-                )
         return reply
 
     def _duplicate(self, claim: dedupe.Claim, envelope: soap.Envelope, message: Message) -> Reply:

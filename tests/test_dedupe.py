@@ -420,6 +420,32 @@ class BrokenStore:
         self.inner.release(key, token)
 
 
+class OneRecordPerKey(BrokenStore):
+    """A store written for one record per key: it answers for the first content."""
+
+    def __init__(self) -> None:
+        super().__init__("nothing")
+        self.first: dict[str, str] = {}
+
+    def claim(self, key: str, digest: str) -> Claim:
+        return self.inner.claim(key, self.first.setdefault(key, digest))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_store_with_one_record_per_key_never_swallows_other_content(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    harness = Harness(kind, dedupe=OneRecordPerKey())
+    caplog.set_level(logging.WARNING, logger="flask_mm7")
+    deliver(harness, subject="<mm7:Subject>one</mm7:Subject>")
+    deliver(harness, subject="<mm7:Subject>one</mm7:Subject>")
+    assert reused_warnings(caplog) == []
+    second = deliver(harness, subject="<mm7:Subject>two</mm7:Subject>")
+    assert status(second) == (200, "1000", "TID-1")
+    assert [msg.subject for msg in harness.calls] == ["one", "two"]
+    assert len(reused_warnings(caplog)) == 1
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_store_failing_to_claim_is_a_retryable_fault(kind: str) -> None:
     harness = Harness(kind, dedupe=BrokenStore("claim"))
@@ -436,6 +462,9 @@ def test_store_failing_to_record_still_answers_the_handlers_status(
     harness = Harness(kind, dedupe=BrokenStore("complete"))
     assert status(deliver(harness)) == (200, "1000", "TID-1")
     assert "could not be recorded" in caplog.text
+    # the claim was released: a retry reaches the handler (idempotent) instead of 503s
+    assert status(deliver(harness)) == (200, "1000", "TID-1")
+    assert len(harness.calls) == 2
 
 
 def test_base_exception_in_the_handler_releases_the_claim() -> None:
