@@ -17,7 +17,7 @@ says so (:attr:`Claim.reused`) so that the receiver can log it.
 Two stores ship: :class:`MemoryStore` (one process, bounded LRU with a TTL) and
 :class:`SQLiteStore` (one table, shared by every worker process on the host; a claim is a
 short lease renewed while its handler runs, so the claim of a killed worker is free again
-within seconds). Knows nothing of MIME, SOAP, WSGI or Flask.
+within seconds). Knows nothing of MIME framing, SOAP, WSGI or Flask.
 """
 
 from __future__ import annotations

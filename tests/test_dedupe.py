@@ -387,6 +387,7 @@ def test_dedupe_from_flask_config(tmp_path: t.Any) -> None:
     app = Flask("cfg")
     app.config["MM7_DEDUPE"] = f"sqlite:///{tmp_path}/d.db"
     app.config["MM7_DEDUPE_TTL"] = "3600"
+    app.config["MM7_DEDUPE_LEASE"] = "3"
     mm7 = MM7(app)
     calls: list[t.Any] = []
     mm7.on_deliver(calls.append)
@@ -398,6 +399,7 @@ def test_dedupe_from_flask_config(tmp_path: t.Any) -> None:
     middleware = app.extensions["mm7.middleware"]
     assert isinstance(middleware.dedupe, SQLiteStore)
     assert middleware.dedupe.ttl == 3600
+    assert middleware.dedupe.lease == 3
     assert (tmp_path / "d.db").exists()
 
 
