@@ -62,8 +62,13 @@ class Settings:
     dedupe_ttl: int = 86400
     #: most TransactionIDs the ``"memory"`` store keeps (least recently used dropped first)
     dedupe_max_entries: int = 100_000
-    #: seconds after which a claim whose handler never finished (a killed worker) is given up
+    #: seconds a running handler keeps its transaction's claim at most (a stuck handler);
+    #: after that a retry may reach the handler again
     dedupe_claim_timeout: int = 300
+    #: seconds a ``"sqlite:///"`` claim lasts unless its holder renews it (done every third
+    #: of it while the handler runs): a killed worker's transaction is free again after this
+    #: (at once when the worker was on this host)
+    dedupe_lease: int = 10
     #: most MM7 requests handled at once by this middleware; more get 503 (None: no cap)
     max_concurrency: t.Optional[int] = None
     #: the ``Retry-After`` seconds sent with a 503 (overload, duplicate still in progress)

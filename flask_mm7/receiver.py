@@ -14,15 +14,18 @@ Answer policy (README "Answer policy"):
   HTTP 500 Fault (Server, 3000), logged with its traceback, which is never sent;
 * the request cannot be read as MM7 -> Fault (Client, 2007; 4003 for an unknown operation).
 
-With a ``dedupe`` store (see :mod:`flask_mm7.dedupe`), a retry of a transaction answered with
-HTTP 200 gets that answer again without a second handler call, and a retry arriving while the
-first is still in the handler gets a retryable Fault (HTTP 503, 4006).
+With a ``dedupe`` store (see :mod:`flask_mm7.dedupe`), a retry (the same operation,
+TransactionID, sender and decoded content) of a transaction answered with HTTP 200 gets that
+answer again without a second handler call, and a retry arriving while the first is still in
+the handler gets a retryable Fault (HTTP 503, 4006). The same TransactionID and sender with
+other content is another message: it reaches the handler, with a warning logged.
 
 Knows nothing of WSGI or Flask.
 """
 
 from __future__ import annotations
 
+import contextlib
 import typing as t
 
 from werkzeug.datastructures import Headers
@@ -32,7 +35,7 @@ from .config import Settings
 from .errors import MalformedRequest, MM7Error, Overloaded
 from .logs import get_logger
 from .messages import Message, build_message, safe_headers
-from .parts import read_mime
+from .parts import MimeBody, read_mime
 from .status import StatusCode, default_text
 
 logger = get_logger(__name__)
@@ -135,6 +138,7 @@ class Receiver(HandlerRegistry):
             ttl=self.settings.dedupe_ttl,
             max_entries=self.settings.dedupe_max_entries,
             claim_timeout=self.settings.dedupe_claim_timeout,
+            lease=self.settings.dedupe_lease,
         )
         if on_deliver is not None:
             self.on_deliver(on_deliver)
@@ -179,7 +183,7 @@ class Receiver(HandlerRegistry):
                 if envelope.mm7_version is None:
                     raise MalformedRequest(2007, "No MM7Version in the request")
                 message = build_message(envelope, body, safe_headers(headers), envelope.mm7_version)
-                return self._dispatch(envelope, message, soap_data)
+                return self._dispatch(envelope, message, body)
         except MM7Error as error:
             if envelope is not None:
                 error.transaction_id = error.transaction_id or envelope.transaction_id
@@ -189,7 +193,8 @@ class Receiver(HandlerRegistry):
             logger.exception("MM7 request failed inside flask_mm7")
             return self._fault("Server", StatusCode.SERVER_ERROR, "Server Error", envelope)
 
-    def _dispatch(self, envelope: soap.Envelope, message: Message, soap_data: bytes = b"") -> Reply:
+    def _dispatch(self, envelope: soap.Envelope, message: Message, body: MimeBody) -> Reply:
+        """Call the operation's handler, through the dedupe store when there is one."""
         operation = envelope.operation
         handler = self.handlers.get(operation)
         if handler is None:
@@ -204,10 +209,19 @@ class Receiver(HandlerRegistry):
             return self._run(handler, envelope, message)[0]
         sender = getattr(message, "sender", None)
         key = dedupe.make_key(operation, envelope.transaction_id, str(sender or ""))
-        content = dedupe.digest(soap_data)
+        content = dedupe.fingerprint(body.root.getvalue(), body.parts)
         claim = store.claim(key, content)
-        if claim.state != dedupe.NEW:
-            return self._duplicate(claim, content, envelope, message)
+        if claim.state != dedupe.NEW and claim.digest == content:
+            return self._duplicate(claim, envelope, message)
+        if claim.reused or claim.state != dedupe.NEW:
+            logger.warning(
+                "MM7 %s %s: TransactionID and sender of an earlier message with other content;"
+                " handled as a new message",
+                operation,
+                envelope.transaction_id,
+            )
+        if claim.state != dedupe.NEW:  # a store keeping one record per key: no claim to take
+            return self._run(handler, envelope, message)[0]
         answer: tuple[int, str] | None = None
         try:
             reply, answer = self._run(handler, envelope, message)
@@ -224,20 +238,13 @@ class Receiver(HandlerRegistry):
                 operation,
                 envelope.transaction_id,
             )
+            with contextlib.suppress(Exception):  # free the claim now, not when it runs out
+                store.release(key, claim.token)
         return reply
 
-    def _duplicate(
-        self, claim: dedupe.Claim, content: str, envelope: soap.Envelope, message: Message
-    ) -> Reply:
+    def _duplicate(self, claim: dedupe.Claim, envelope: soap.Envelope, message: Message) -> Reply:
         """The answer to a retry of a transaction that another request claimed."""
         operation, transaction_id = envelope.operation, envelope.transaction_id
-        if claim.digest != content:
-            logger.warning(
-                "MM7 %s %s: same TransactionID as an earlier request but different content;"
-                " treated as a retry of it",
-                operation,
-                transaction_id,
-            )
         if claim.state == dedupe.BUSY or claim.status_code is None:
             logger.warning(
                 "MM7 %s %s: a retry arrived while the first request is still being handled;"

@@ -7,6 +7,8 @@ of a stored message succeeds without a second row) and misbehaves on purpose:
 * ``LOADAPP_FAIL_AFTER`` store, commit, then raise: the classic lost reply;
 * ``LOADAPP_SLEEP`` sleep 10-80 ms first.
 
+``LOADAPP_DEDUPE`` (a ``dedupe`` setting, e.g. ``sqlite:///dedupe.db``) turns deduplication on.
+
 Every outcome is recorded in an ``events`` table so the test can count handler failures
 across worker processes. Configured by environment variables (gunicorn passes its own on).
 """
@@ -108,4 +110,9 @@ def _setup() -> None:
 
 
 _setup()
-application = MM7Middleware(None, on_deliver=receive, spool_threshold=4096)
+application = MM7Middleware(
+    None,
+    on_deliver=receive,
+    spool_threshold=4096,
+    dedupe=os.environ.get("LOADAPP_DEDUPE") or None,
+)

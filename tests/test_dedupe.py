@@ -30,6 +30,7 @@ from flask_mm7.dedupe import (
     DedupeStore,
     MemoryStore,
     SQLiteStore,
+    fingerprint,
     make_key,
     make_store,
 )
@@ -177,20 +178,188 @@ def test_concurrent_copies_call_the_handler_once(kind: str, spec: str) -> None:
     assert len(harness.calls) == 1
 
 
+def reused_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "with other content" in r.getMessage()]
+
+
 @pytest.mark.parametrize("kind", KINDS)
-def test_same_transaction_id_with_other_content_is_logged(
+def test_same_transaction_id_with_other_content_is_a_new_message(
     kind: str, spec: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     harness = Harness(kind, dedupe=spec)
-    deliver(harness, subject="<mm7:Subject>one</mm7:Subject>")
+    harness.behaviour = lambda msg: (1000, f"stored {msg.subject}")
     caplog.set_level(logging.WARNING, logger="flask_mm7")
+    first = deliver(harness, subject="<mm7:Subject>one</mm7:Subject>")
+    assert reused_warnings(caplog) == []
     second = deliver(harness, subject="<mm7:Subject>two</mm7:Subject>")
-    assert status(second) == (200, "1000", "TID-1")
-    assert len(harness.calls) == 1
-    assert any("different content" in r.getMessage() for r in caplog.records)
+    # never silently acknowledged: the handler took it, and one line says so
+    assert [msg.subject for msg in harness.calls] == ["one", "two"]
+    assert parse_reply(second.data)["StatusText"] == "stored two"
+    [warning] = reused_warnings(caplog)
+    assert "DeliverReq" in warning and "TID-1" in warning
     caplog.clear()
-    deliver(harness, subject="<mm7:Subject>one</mm7:Subject>")
-    assert not any("different content" in r.getMessage() for r in caplog.records)
+    # a retry of either message is a retry of that message, with its own answer
+    for subject, first_reply in (("two", second), ("one", first), ("two", second)):
+        retry = deliver(harness, subject=f"<mm7:Subject>{subject}</mm7:Subject>")
+        assert retry.data == first_reply.data
+    assert len(harness.calls) == 2
+    assert reused_warnings(caplog) == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_other_content_while_the_first_is_in_the_handler_reaches_the_handler(
+    kind: str, spec: str
+) -> None:
+    harness = Harness(kind, dedupe=spec)
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_first(msg: t.Any) -> None:
+        if msg.subject == "one":
+            entered.set()
+            assert release.wait(10)
+
+    harness.behaviour = slow_first
+    results: list[t.Any] = []
+    first = threading.Thread(
+        target=lambda: results.append(deliver(harness, subject="<mm7:Subject>one</mm7:Subject>"))
+    )
+    first.start()
+    try:
+        assert entered.wait(10)
+        other = deliver(harness, subject="<mm7:Subject>two</mm7:Subject>")
+        assert status(other) == (200, "1000", "TID-1")
+        assert fault(deliver(harness, subject="<mm7:Subject>one</mm7:Subject>")) == (
+            "Server",
+            "4006",
+        )
+    finally:
+        release.set()
+        first.join(10)
+    assert status(results[0]) == (200, "1000", "TID-1")
+    assert [msg.subject for msg in harness.calls] == ["one", "two"]
+
+
+JPEG = b"\xff\xd8JPEG\r\n--data\xff\xd9" * 50
+
+
+def content_body(
+    *,
+    image: bytes = JPEG,
+    image_type: str = "image/jpeg",
+    base64: bool = False,
+    boundary: str = "outer-b",
+    inner_boundary: str = "inner-b",
+    nested: bool = True,
+    subject: str = "",
+) -> tuple[bytes, str]:
+    import base64 as b64
+
+    headers = [f"Content-Type: {image_type}", "Content-ID: <img>"]
+    data = image
+    if base64:
+        headers.append("Content-Transfer-Encoding: base64")
+        data = b64.encodebytes(image)  # 76-character lines
+    soap = envelope(deliver_inner(extra=subject))
+    parts = [(headers, data), (["Content-Type: text/plain; charset=utf-8"], b"hello")]
+    return mm7_body(
+        parts, soap=soap, boundary=boundary, inner_boundary=inner_boundary, nested=nested
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_retry_reframed_by_a_relay_is_still_a_retry(kind: str, spec: str) -> None:
+    harness = Harness(kind, dedupe=spec)
+    first = harness.post(*content_body())
+    # new MIME boundaries, base64 instead of binary, no nesting: the same decoded content
+    for framing in (
+        {"boundary": "relay-7f3a", "inner_boundary": "relay-7f3b"},
+        {"base64": True},
+        {"base64": True, "boundary": "x", "nested": False},
+    ):
+        body, content_type = content_body(**framing)  # type: ignore[arg-type]
+        assert body != content_body()[0]
+        retry = harness.post(body, content_type)
+        assert retry.data == first.data
+    assert len(harness.calls) == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"image": JPEG[:-1] + b"\x00"},
+        {"image_type": "image/png"},
+        {"subject": "<mm7:Subject>x</mm7:Subject>"},
+    ],
+    ids=["attachment-bytes", "attachment-type", "soap-part"],
+)
+def test_any_change_of_decoded_content_is_a_new_message(
+    kind: str, spec: str, change: dict[str, t.Any]
+) -> None:
+    harness = Harness(kind, dedupe=spec)
+    harness.post(*content_body())
+    harness.post(*content_body(**change))
+    assert len(harness.calls) == 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_spooled_attachments_are_fingerprinted_and_left_readable(kind: str, spec: str) -> None:
+    # over the in-memory body limit and the spool threshold: parts go to temporary files,
+    # and the fingerprint reads them in blocks before the handler does
+    big = os.urandom(700_000)
+    harness = Harness(kind, dedupe=spec, spool_threshold=4096, max_memory_body_size=4096)
+    seen: list[bytes] = []
+    harness.behaviour = lambda msg: seen.append(msg.attachments[0].read()) and None
+    first = harness.post(*content_body(image=big))
+    assert status(first) == (200, "1000", "TID-1")
+    assert seen == [big]
+    assert harness.post(*content_body(image=big, base64=True)).data == first.data
+    harness.post(*content_body(image=big[:-1] + bytes([big[-1] ^ 1])))
+    assert len(harness.calls) == 2 and seen[1][-1] != big[-1]
+
+
+def test_fingerprint_separates_parts_and_their_types() -> None:
+    class Part:
+        def __init__(self, data: bytes, mimetype: str = "image/jpeg") -> None:
+            self.data, self.mimetype, self.size = data, mimetype, len(data)
+
+        def getvalue(self) -> bytes:
+            return self.data
+
+        stream = None
+
+    prints = {
+        fingerprint(b"soap", []),
+        fingerprint(b"soap", [Part(b"")]),
+        fingerprint(b"soapab", []),
+        fingerprint(b"soap", [Part(b"ab")]),
+        fingerprint(b"soap", [Part(b"a"), Part(b"b")]),
+        fingerprint(b"soap", [Part(b"b"), Part(b"a")]),
+        fingerprint(b"soap", [Part(b"ab", "image/png")]),
+        fingerprint(b"soap", [Part(b"ab", "image/jpe"), Part(b"")]),
+    }
+    assert len(prints) == 8
+    assert fingerprint(b"soap", [Part(b"ab")]) == fingerprint(b"soap", [Part(b"ab")])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_status_text_with_a_lone_surrogate_is_recorded(kind: str, spec: str) -> None:
+    harness = Harness(kind, dedupe=spec)
+    harness.behaviour = lambda msg: (2004, "refused \ud800 here")
+    first = deliver(harness)
+    assert status(first) == (200, "2004", "TID-1")
+    retry = deliver(harness)
+    assert retry.data == first.data
+    assert len(harness.calls) == 1
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("text", ["\ud800", "a\udcff\x00b\U0001f600", ""])
+def test_stores_return_any_status_text(kind: str, text: str, tmp_path: t.Any) -> None:
+    store = make(kind, tmp_path, Clock())
+    store.complete("k", store.claim("k", "d").token, 1000, text)
+    again = store.claim("k", "d")
+    assert (again.state, again.status_code, again.status_text) == (DONE, 1000, text)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -218,6 +387,7 @@ def test_dedupe_from_flask_config(tmp_path: t.Any) -> None:
     app = Flask("cfg")
     app.config["MM7_DEDUPE"] = f"sqlite:///{tmp_path}/d.db"
     app.config["MM7_DEDUPE_TTL"] = "3600"
+    app.config["MM7_DEDUPE_LEASE"] = "3"
     mm7 = MM7(app)
     calls: list[t.Any] = []
     mm7.on_deliver(calls.append)
@@ -229,6 +399,7 @@ def test_dedupe_from_flask_config(tmp_path: t.Any) -> None:
     middleware = app.extensions["mm7.middleware"]
     assert isinstance(middleware.dedupe, SQLiteStore)
     assert middleware.dedupe.ttl == 3600
+    assert middleware.dedupe.lease == 3
     assert (tmp_path / "d.db").exists()
 
 
@@ -251,6 +422,32 @@ class BrokenStore:
         self.inner.release(key, token)
 
 
+class OneRecordPerKey(BrokenStore):
+    """A store written for one record per key: it answers for the first content."""
+
+    def __init__(self) -> None:
+        super().__init__("nothing")
+        self.first: dict[str, str] = {}
+
+    def claim(self, key: str, digest: str) -> Claim:
+        return self.inner.claim(key, self.first.setdefault(key, digest))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_store_with_one_record_per_key_never_swallows_other_content(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    harness = Harness(kind, dedupe=OneRecordPerKey())
+    caplog.set_level(logging.WARNING, logger="flask_mm7")
+    deliver(harness, subject="<mm7:Subject>one</mm7:Subject>")
+    deliver(harness, subject="<mm7:Subject>one</mm7:Subject>")
+    assert reused_warnings(caplog) == []
+    second = deliver(harness, subject="<mm7:Subject>two</mm7:Subject>")
+    assert status(second) == (200, "1000", "TID-1")
+    assert [msg.subject for msg in harness.calls] == ["one", "two"]
+    assert len(reused_warnings(caplog)) == 1
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_store_failing_to_claim_is_a_retryable_fault(kind: str) -> None:
     harness = Harness(kind, dedupe=BrokenStore("claim"))
@@ -267,6 +464,9 @@ def test_store_failing_to_record_still_answers_the_handlers_status(
     harness = Harness(kind, dedupe=BrokenStore("complete"))
     assert status(deliver(harness)) == (200, "1000", "TID-1")
     assert "could not be recorded" in caplog.text
+    # the claim was released: a retry reaches the handler (idempotent) instead of 503s
+    assert status(deliver(harness)) == (200, "1000", "TID-1")
+    assert len(harness.calls) == 2
 
 
 def test_base_exception_in_the_handler_releases_the_claim() -> None:
@@ -329,21 +529,38 @@ def test_store_states(kind: str, tmp_path: t.Any) -> None:
     clock = Clock()
     store = make(kind, tmp_path, clock, ttl=100, claim_timeout=10)
     first = store.claim("k", "d1")
-    assert (first.state, first.digest) == (NEW, "d1")
-    assert store.claim("k", "d2")[:3] == (BUSY, first.token, "d1")
+    assert first == Claim(NEW, first.token, "d1")
+    assert store.claim("k", "d1")[:3] == (BUSY, first.token, "d1")
     store.complete("k", "stale-token", 2004, "no")  # a lost claim changes nothing
     assert store.claim("k", "d1").state == BUSY
     store.complete("k", first.token, 1000, "Success")
-    assert store.claim("k", "d2") == Claim(DONE, first.token, "d1", 1000, "Success")
+    assert store.claim("k", "d1") == Claim(DONE, first.token, "d1", 1000, "Success")
     clock.now += 99
     assert store.claim("k", "d1").state == DONE
     clock.now += 1  # the TTL runs from the answer
-    renewed = store.claim("k", "d3")
-    assert (renewed.state, renewed.digest) == (NEW, "d3")
+    renewed = store.claim("k", "d1")
+    assert (renewed.state, renewed.reused) == (NEW, False)
     store.release("k", "stale-token")
-    assert store.claim("k", "d3").state == BUSY
+    assert store.claim("k", "d1").state == BUSY
     store.release("k", renewed.token)
-    assert store.claim("k", "d3").state == NEW
+    assert store.claim("k", "d1").state == NEW
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_store_keeps_one_record_per_key_and_content(kind: str, tmp_path: t.Any) -> None:
+    clock = Clock()
+    store = make(kind, tmp_path, clock, ttl=100, claim_timeout=10)
+    one = store.claim("k", "d1")
+    two = store.claim("k", "d2")  # the first still in its handler
+    assert (two.state, two.digest, two.reused) == (NEW, "d2", True)
+    assert store.claim("k", "d2")[:3] == (BUSY, two.token, "d2")
+    store.complete("k", two.token, 2004, "two")
+    store.complete("k", one.token, 1000, "one")
+    assert store.claim("k", "d1") == Claim(DONE, one.token, "d1", 1000, "one")
+    assert store.claim("k", "d2") == Claim(DONE, two.token, "d2", 2004, "two")
+    assert store.claim("other", "d1").reused is False
+    clock.now += 100  # both answers expired: a third content is nobody's reuse
+    assert store.claim("k", "d3").reused is False
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])

@@ -52,11 +52,13 @@ class Server:
     log: pathlib.Path
 
 
-def _start(tmp_path: pathlib.Path, args: list[str]) -> t.Iterator[Server]:
+def _start(tmp_path: pathlib.Path, args: list[str], dedupe: bool = False) -> t.Iterator[Server]:
     db = tmp_path / "store.sqlite3"
     pid_dir = tmp_path / "pids"
     pid_dir.mkdir()
     env = {"LOADAPP_DB": str(db), "LOADAPP_PID_DIR": str(pid_dir), "LOADAPP_SEED": "7"}
+    if dedupe:  # most calls sleep, so that kills land in the handler, holding a claim
+        env.update(LOADAPP_DEDUPE=f"sqlite:///{tmp_path / 'dedupe.sqlite3'}", LOADAPP_SLEEP="0.6")
     with gunicorn("loadapp:application", tmp_path, env, args) as (port, process, log):
         yield Server(port, process, db, pid_dir, log)
 
@@ -69,6 +71,11 @@ def gthread_server(tmp_path: pathlib.Path) -> t.Iterator[Server]:
 @pytest.fixture
 def sync_server(tmp_path: pathlib.Path) -> t.Iterator[Server]:
     yield from _start(tmp_path, ["--workers", "3", "--worker-class", "sync"])
+
+
+@pytest.fixture
+def sync_dedupe_server(tmp_path: pathlib.Path) -> t.Iterator[Server]:
+    yield from _start(tmp_path, ["--workers", "3", "--worker-class", "sync"], dedupe=True)
 
 
 @dataclasses.dataclass
@@ -241,4 +248,12 @@ def test_worker_sigkill_under_load(sync_server: Server) -> None:
     """#103: 3 sync workers, one SIGKILLed every ~0.5 s (up to 8): 0 lost, 0 doubled."""
     killer = _Killer(sync_server, interval=0.5, limit=8)
     _run(sync_server, "sync x3, random failures + worker SIGKILL", killer)
+    assert killer.killed, "no worker was killed"
+
+
+def test_worker_sigkill_under_load_with_dedupe(sync_dedupe_server: Server) -> None:
+    """The same with a SQLite dedupe store: a killed worker's claim does not hold up the
+    relay's retries (they would get 503 until the relay gives up)."""
+    killer = _Killer(sync_dedupe_server, interval=0.5, limit=8)
+    _run(sync_dedupe_server, "sync x3, dedupe, random failures + worker SIGKILL", killer)
     assert killer.killed, "no worker was killed"
