@@ -35,14 +35,15 @@ class Settings:
     max_soap_size: int = 256 * 1024
     #: deepest XML element nesting in the envelope (a DeliverReq needs 6)
     max_xml_depth: int = 64
-    #: attachments larger than this many bytes are spooled to a temporary file
+    #: attachments larger than this many bytes are spooled to the request's temporary file
     spool_threshold: int = 512 * 1024
     #: directory for spooled attachments; None uses the system's temporary directory. It must
     #: exist and be writable: checked here, at start-up
     spool_dir: t.Optional[str] = None
     #: a body whose Content-Length is at most this many bytes is parsed in memory whatever
     #: its parts' sizes (several times faster than spooling); larger or chunked bodies spool
-    #: every part above ``spool_threshold``
+    #: every part above ``spool_threshold``, and every part once this many bytes of
+    #: attachment data are in memory (the most one request holds)
     max_memory_body_size: int = 8 * 1024 * 1024
     #: HTTP Basic credentials: ``"user:pass,user2:pass2"``, ``{user: pass}`` or pairs;
     #: None accepts any client (401 without a match, before the body is read)

@@ -141,8 +141,9 @@ def parse_header_block(raw: bytes) -> list[tuple[str, str]]:
 
 class _Search:
     """How the delimiters of one or more adjacent open levels are looked for: by ``needle``,
-    the prefix they share (their delimiter, for a level searched alone), and where in the
-    buffer being parsed the last search started and what it found."""
+    the delimiter of the outermost of them, which the others extend (the testing kit's inner
+    boundary extends the outer one, so one scan finds both), and where in the buffer being
+    parsed the last search started and what it found."""
 
     __slots__ = ("needle", "first", "searched_from", "found", "level")
 
@@ -155,27 +156,6 @@ class _Search:
         self.searched_from = -1
         self.found: _Found | None = None
         self.level = -1
-
-
-def _common_prefix(delimiters: list[bytes]) -> bytes:
-    """The longest prefix every one of ``delimiters`` starts with."""
-    first = delimiters[0]
-    size = len(first)
-    for other in delimiters[1:]:
-        size = min(size, len(other))
-        for index in range(size):
-            if first[index] != other[index]:
-                size = index
-                break
-    return first[:size]
-
-
-def _shared_needle(a: bytes, b: bytes) -> bytes | None:
-    """The prefix two delimiters share, when it is distinctive enough to search for both at
-    once (JavaMail's nested boundaries share ``------=_Part_``; the testing kit's inner one
-    extends the outer one): a data byte run matching it is then as rare as a delimiter."""
-    common = _common_prefix([a, b])
-    return common if len(common) >= 12 and len(common) - common.count(b"-") >= 6 else None
 
 
 class _Found(t.NamedTuple):
@@ -400,26 +380,23 @@ class MultipartDecoder:
         return stop, False
 
     def _push(self, delimiter: bytes) -> None:
-        """Open a nested level, searched with the innermost search when they share a needle."""
+        """Open a nested level: found by the innermost search when it extends its needle."""
         self._delimiters.append(delimiter)
         self._seen.append(False)
         last = self._searches[-1]
-        needle = _shared_needle(last.needle, delimiter)
-        if needle is None:
+        if delimiter.startswith(last.needle):
+            # a new search object: what the old one skipped may be the new level's
+            self._searches[-1] = _Search(last.needle, last.first)
+        else:
             self._searches.append(_Search(delimiter, len(self._delimiters) - 1))
-        else:  # a new search object: what the old one skipped may be the new level's
-            self._searches[-1] = _Search(needle, last.first)
 
     def _pop(self) -> None:
         """Close the innermost level."""
         self._delimiters.pop()
         self._seen.pop()
-        first = self._searches[-1].first
-        if first == len(self._delimiters):
-            self._searches.pop()
-        else:
-            members = self._delimiters[first:]
-            self._searches[-1] = _Search(_common_prefix(members), first)
+        last = self._searches.pop()
+        if last.first < len(self._delimiters):  # the search served outer levels too
+            self._searches.append(_Search(last.needle, last.first))
 
     @staticmethod
     def _line_may_go_on(buf: bytes, start: int, end: int) -> bool:
