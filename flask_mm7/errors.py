@@ -53,10 +53,15 @@ class MM7Error(Exception):
 
 
 class RequestError(MM7Error):
-    """The request cannot be processed as MM7: answered with a Client Fault (HTTP 500)."""
+    """The request cannot be processed as MM7: answered with a Client Fault (HTTP 400).
+
+    4xx, not SOAP 1.1's 500, because the request itself is at fault (WS-I Basic Profile
+    R1113: a malformed request gets 400); a 5xx is kept for what a retry may cure.
+    """
 
     status_code = StatusCode.MESSAGE_FORMAT_CORRUPT
     fault_code = "Client"
+    http_status = 400
 
 
 class MalformedRequest(RequestError):

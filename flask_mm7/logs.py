@@ -30,6 +30,7 @@ def loggable(value: object) -> object:
         text = text[:MAX_LOGGED_CHARS] + f"... ({len(text)} characters)"
     return _UNPRINTABLE.sub(lambda match: repr(match.group())[1:-1], text)
 
+
 if t.TYPE_CHECKING:  # pragma: no cover
     _LoggerAdapter = logging.LoggerAdapter[logging.Logger]
 else:

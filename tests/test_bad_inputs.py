@@ -133,7 +133,7 @@ def client(
     code: int = 2007,
     *,
     tid: str | None = None,
-    status: int = 500,
+    status: int = 400,
     fault: str = "Client",
     **kw: t.Any,
 ) -> Case:
@@ -1807,7 +1807,7 @@ def test_12_boundary_parse_is_fast_in_isolation() -> None:
     # 40 backslashes), so a generous bound tells the two apart without flaking under load
     assert time.perf_counter() - started < 1.0
     check_reply(outcome)
-    assert outcome.status == 500
+    assert outcome.status == 400
 
 
 def test_111_threads_share_no_request_state(tmp_path: t.Any) -> None:

@@ -31,7 +31,7 @@ def assert_ok(harness: Harness, response: t.Any, calls: int = 1) -> None:
 
 
 def assert_limit_fault(harness: Harness, response: t.Any) -> None:
-    assert response.status_code == 500
+    assert response.status_code == 400
     assert fault(response) == ("Client", "2007")
     assert harness.calls == []
 
@@ -253,7 +253,7 @@ def test_limits_from_flask_config_strings() -> None:
     assert settings.max_xml_depth == 8
     body, content_type = mm7_body()
     response = app.test_client().post("/mm7", data=body, content_type=content_type)
-    assert response.status_code == 500  # 4 parts > 3
+    assert response.status_code == 400  # 4 parts > 3
     big = app.test_client().post("/mm7", data=b"x" * 2001, content_type="text/xml")
     assert big.status_code == 413
 

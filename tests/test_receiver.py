@@ -228,7 +228,7 @@ def test_unknown_operation_is_4003(receiver: Harness) -> None:
     soap = envelope("<mm7:Foo/>", operation="SubmitReq")
     response = receiver.post(soap, "text/xml")
     reply = parse_reply(response.data)
-    assert response.status_code == 500
+    assert response.status_code == 400
     assert (reply["faultcode"], reply["StatusCode"]) == ("soap-env:Client", "4003")
     assert reply["TransactionID"] == "TID-1"
     assert receiver.calls == []
@@ -263,7 +263,7 @@ def test_malformed_requests_are_client_faults(
     receiver: Harness, body: bytes, content_type: str
 ) -> None:
     response = receiver.post(body, content_type)
-    assert response.status_code == 500
+    assert response.status_code == 400
     assert response.mimetype == "text/xml"
     reply = parse_reply(response.data)
     assert (reply["faultcode"], reply["StatusCode"]) in (

@@ -212,19 +212,19 @@ def spooled_then_broken() -> list[t.Any]:
     body, content_type = mm7_body(
         [big, (["Content-Type: text/plain", "X-Pad: " + "a" * 20_000], b"x")]
     )
-    cases.append(pytest.param(body, content_type, 500, id="header-too-large-after"))
+    cases.append(pytest.param(body, content_type, 400, id="header-too-large-after"))
     # more parts than max_parts after it
     body, content_type = mm7_body([big] + [(["Content-Type: text/plain"], b"")] * 300)
-    cases.append(pytest.param(body, content_type, 500, id="too-many-parts-after"))
+    cases.append(pytest.param(body, content_type, 400, id="too-many-parts-after"))
     # the SOAP root (parsed after the MIME body) is not XML
     body, content_type = mm7_body([big], soap=b"<not-xml")
-    cases.append(pytest.param(body, content_type, 500, id="broken-soap"))
+    cases.append(pytest.param(body, content_type, 400, id="broken-soap"))
     # no SOAP part at all: only the big part
     body = multipart([big], "only")
-    cases.append(pytest.param(body, 'multipart/related; boundary="only"', 500, id="no-root-part"))
+    cases.append(pytest.param(body, 'multipart/related; boundary="only"', 400, id="no-root-part"))
     # the SOAP part is valid but names an operation we do not handle
     body, content_type = mm7_body([big], soap=envelope("<mm7:X/>", operation="CancelReq"))
-    cases.append(pytest.param(body, content_type, 500, id="unknown-operation"))
+    cases.append(pytest.param(body, content_type, 400, id="unknown-operation"))
     return cases
 
 
