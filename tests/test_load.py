@@ -58,7 +58,7 @@ def _start(tmp_path: pathlib.Path, args: list[str], dedupe: bool = False) -> t.I
     pid_dir.mkdir()
     env = {"LOADAPP_DB": str(db), "LOADAPP_PID_DIR": str(pid_dir), "LOADAPP_SEED": "7"}
     if dedupe:  # most calls sleep, so that kills land in the handler, holding a claim
-        env.update(LOADAPP_DEDUPE=f"sqlite:///{tmp_path / 'dedupe.sqlite3'}", LOADAPP_SLEEP="0.6")
+        env.update(MM7_DEDUPE=f"sqlite:///{tmp_path / 'dedupe.sqlite3'}", LOADAPP_SLEEP="0.6")
     with gunicorn("loadapp:application", tmp_path, env, args) as (port, process, log):
         yield Server(port, process, db, pid_dir, log)
 
