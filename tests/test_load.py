@@ -358,8 +358,9 @@ class Run:
     elapsed: float
     report: str = ""
 
-    def count(self, kind: str, legit: bool = True) -> int:
-        return sum(n for (k, tid), n in self.events.items() if k == kind and _legit(tid) == legit)
+    def count(self, kind: str) -> int:
+        """Handler events of ``kind`` for the legitimate messages."""
+        return sum(n for (k, tid), n in self.events.items() if k == kind and _legit(tid))
 
     @property
     def doubled(self) -> list[str]:
@@ -373,7 +374,7 @@ class Run:
 
 
 #: what flask_mm7 logs when an exception escaped its own code (never for any input)
-INTERNAL_ERRORS = ("failed inside flask_mm7", "could not be read")
+INTERNAL_ERRORS = ("MM7 request failed inside flask_mm7", "MM7 request could not be read")
 
 
 def _legit(tid: str) -> bool:
