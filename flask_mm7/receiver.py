@@ -12,7 +12,8 @@ Answer policy (README "Answer policy"):
   (Server), so the relay retries;
 * the handler raised anything else, returned something invalid, or no handler is registered ->
   HTTP 500 Fault (Server, 3000), logged with its traceback, which is never sent;
-* the request cannot be read as MM7 -> Fault (Client, 2007; 4003 for an unknown operation).
+* the request cannot be read as MM7 -> HTTP 400 Fault (Client, 2007; 4003 for an unknown
+  operation), logged in one line.
 
 With a ``dedupe`` store (see :mod:`flask_mm7.dedupe`), a retry (the same operation,
 TransactionID, sender and decoded content) of a transaction answered with HTTP 200 gets that
