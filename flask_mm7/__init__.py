@@ -12,6 +12,7 @@ from .attachments import Attachment
 from .errors import MM7Error
 from .messages import Address, DeliverRequest, DeliveryReport, ReadReply
 from .middleware import MM7Middleware
+from .receiver import HandlerResult
 from .status import StatusCode
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -27,6 +28,7 @@ __all__ = [
     "ReadReply",
     "Address",
     "Attachment",
+    "HandlerResult",
 ]
 
 

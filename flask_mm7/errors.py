@@ -6,7 +6,7 @@ Werkzeug HTTP exceptions; the adapters turn them into HTTP replies. Knows nothin
 
 from __future__ import annotations
 
-from .status import StatusCode, default_text
+from .status import RETRYABLE, StatusCode, default_text
 
 
 class MM7Error(Exception):
@@ -26,12 +26,15 @@ class MM7Error(Exception):
     fault_code: str = "Server"
     #: the HTTP status a Fault for this error goes out with
     http_status: int = 500
-    #: set by the parser when the error is found after the TransactionID was read
-    transaction_id: str | None = None
-    #: the request's MM7 namespace, when known
-    namespace: str | None = None
 
-    def __init__(self, status_code: int | None = None, status_text: str | None = None) -> None:
+    def __init__(
+        self,
+        status_code: int | None = None,
+        status_text: str | None = None,
+        *,
+        transaction_id: str | None = None,
+        namespace: str | None = None,
+    ) -> None:
         if status_code is not None:
             if isinstance(status_code, bool) or not isinstance(status_code, int):
                 raise TypeError(f"status_code must be an int, not {type(status_code).__name__}")
@@ -41,6 +44,10 @@ class MM7Error(Exception):
         self.status_text = (
             status_text if status_text is not None else default_text(self.status_code)
         )
+        #: the request's TransactionID and MM7 namespace, when the error was found after
+        #: they were read (the Fault echoes them)
+        self.transaction_id = transaction_id
+        self.namespace = namespace
         super().__init__(self.status_code, self.status_text)
 
     def __str__(self) -> str:
@@ -49,7 +56,7 @@ class MM7Error(Exception):
     @property
     def retryable(self) -> bool:
         """True for the codes that mean "try again later": answered with a 5xx Fault."""
-        return self.status_code in (StatusCode.SERVER_ERROR, StatusCode.SERVICE_UNAVAILABLE)
+        return self.status_code in RETRYABLE
 
 
 class RequestError(MM7Error):
@@ -81,12 +88,6 @@ class UnsupportedOperation(RequestError):
     status_code = StatusCode.UNSUPPORTED_OPERATION
 
 
-class ValidationError(RequestError):
-    """An element required to deliver the message is missing or invalid (4004)."""
-
-    status_code = StatusCode.VALIDATION_ERROR
-
-
 class VersionMismatch(RequestError):
     """The root is not a SOAP 1.1 Envelope (SOAP 1.1 §4.4.1 ``VersionMismatch`` fault)."""
 
@@ -109,6 +110,12 @@ class IncompleteBody(RequestError):
     """The client sent less than its Content-Length, or a Content-Length we cannot read (400)."""
 
     http_status = 400
+
+
+class LengthRequired(IncompleteBody):
+    """Neither a Content-Length nor a chunked body (HTTP 411)."""
+
+    http_status = 411
 
 
 class UnsupportedMediaType(RequestError):

@@ -53,16 +53,9 @@ def parse_options(value: str | None) -> tuple[str, dict[str, str]]:
     return head.strip().lower(), options
 
 
-def parse_mimetype(value: str | None) -> str:
-    """``parse_options(value)[0]`` without parsing the parameters when it can be helped.
+_XML_TYPES = ("text/xml", "application/xml", "application/soap+xml")
 
-    The media type is the text before the first ``;`` in both of parse_options' paths but the
-    RFC 2231 one (Werkzeug's), which is used here too. Saves ~1.5 µs per request for the
-    middleware's Content-Type check (a 4-parameter MM7 Content-Type).
-    """
-    if not value:
-        return ""
-    head, _, rest = value.partition(";")
-    if "*" in rest:
-        return parse_options(value)[0]
-    return head.strip().lower()
+
+def is_xml_type(mimetype: str) -> bool:
+    """Is ``mimetype`` (lower case, no parameters) one an XML document is sent as?"""
+    return mimetype in _XML_TYPES or mimetype.endswith("+xml")

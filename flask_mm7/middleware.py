@@ -23,25 +23,16 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
-from werkzeug.datastructures import EnvironHeaders
 from werkzeug.http import HTTP_STATUS_CODES
 
 from .auth import BasicAuth, IPAllowlist
 from .config import Settings
-from .errors import (
-    BodyTooLarge,
-    Forbidden,
-    IncompleteBody,
-    MM7Error,
-    Overloaded,
-    Unauthorized,
-    UnsupportedMediaType,
-)
-from .headers import parse_mimetype
+from .errors import Forbidden, MM7Error, Overloaded, Unauthorized
 from .logs import get_logger
+from .outcome import Reply, render
 from .overload import ConcurrencyLimit
-from .parts import is_xml_type
-from .receiver import Handler, Receiver, Reply
+from .receiver import Handler, Receiver
+from .request import Request
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -50,57 +41,6 @@ if t.TYPE_CHECKING:  # pragma: no cover
 ENVIRON_STATUS = "flask_mm7.status"
 
 logger = get_logger(__name__)
-
-
-class _BoundedInput:
-    """``wsgi.input`` read no further than Content-Length, or counted up to the size limit.
-
-    Hand-written rather than ``werkzeug.wsgi.get_input_stream``: that one reads an invalid
-    Content-Length (``-1``, ``abc``) as an empty body, and refuses a chunked body of exactly
-    the limit; MM7 needs both told apart (400 vs a valid request; "at the limit" is allowed).
-    """
-
-    def __init__(self, raw: t.IO[bytes], length: int | None, limit: int) -> None:
-        self._raw = raw
-        #: the Content-Length, or None for a chunked body
-        self.length = length
-        self._remaining = length
-        self._limit = limit
-        self._total = 0
-
-    def read(self, size: int = -1) -> bytes:
-        if self._remaining is not None:
-            if self._remaining <= 0:
-                return b""
-            size = self._remaining if size < 0 else min(size, self._remaining)
-        else:  # chunked: never read more than one byte past the limit
-            room = self._limit + 1 - self._total
-            size = room if size < 0 else min(size, room)
-        try:
-            data = self._raw.read(size)
-        except Exception as exc:  # noqa: BLE001
-            # a reset connection, a closed socket, or the server's own error for broken
-            # chunked framing (gunicorn's and Werkzeug's are not all OSErrors): the sender's
-            # fault, answered with a Client Fault and logged in one line, never a traceback
-            raise IncompleteBody(
-                2007, f"Request body could not be read ({type(exc).__name__}: {exc})"[:200]
-            ) from None
-        if self._remaining is not None:
-            if not data:
-                raise IncompleteBody(2007, "Request body shorter than its Content-Length")
-            self._remaining -= len(data)
-        else:
-            self._total += len(data)
-            if self._total > self._limit:
-                raise BodyTooLarge(2007, f"Request body larger than {self._limit} bytes")
-        return data
-
-
-def _acceptable_type(content_type: str | None) -> bool:
-    mimetype = parse_mimetype(content_type)
-    if mimetype.startswith("multipart/"):
-        return mimetype != "multipart/form-data"
-    return is_xml_type(mimetype)
 
 
 class MM7Middleware(Receiver):
@@ -177,9 +117,10 @@ class MM7Middleware(Receiver):
                 finally:
                     limit.release()
             else:
-                reply = self._error_reply(
-                    Overloaded(4006, f"More than {limit.limit} requests at once; retry later")
+                overload = Overloaded(
+                    4006, f"More than {limit.limit} requests at once; retry later"
                 )
+                reply = render(self.refusal(overload))
         environ[ENVIRON_STATUS] = reply.status
         headers = [*reply.headers, ("Content-Length", str(len(reply.body)))]
         start_response(f"{reply.status} {HTTP_STATUS_CODES.get(reply.status, '')}", headers)
@@ -193,43 +134,21 @@ class MM7Middleware(Receiver):
         wrapped *outside* this middleware, which rewrites ``REMOTE_ADDR``.
         """
         if self.allowlist is not None and not self.allowlist.allows(environ.get("REMOTE_ADDR")):
-            return self._error_reply(Forbidden(4007, "Client address not allowed"))
+            return render(self.refusal(Forbidden(4007, "Client address not allowed")))
         auth = self.basic_auth
         if auth is not None and not auth.check(environ.get("HTTP_AUTHORIZATION")):
-            reply = self._error_reply(Unauthorized(4001, "Authentication required"))
-            reply.headers.append(("WWW-Authenticate", auth.challenge))
-            return reply
+            refused = Unauthorized(4001, "Authentication required")
+            return render(self.refusal(refused, challenge=auth.challenge))
         return None
 
     def handle(self, environ: WSGIEnvironment) -> Reply:
-        """Check the HTTP framing of an MM7 POST, then :meth:`receive` it."""
-        headers = EnvironHeaders(environ)
+        """Build the :class:`~flask_mm7.request.Request` of an MM7 POST (its HTTP framing
+        checked), then :meth:`receive` it."""
         try:
-            if not _acceptable_type(headers.get("Content-Type")):
-                raise UnsupportedMediaType(2007, "Content-Type must be multipart/related or XML")
-            stream = self._input(environ)
+            request = Request.from_environ(environ, self.settings.max_content_length)
         except MM7Error as error:
-            return self._error_reply(error)
-        return self.receive(stream, headers, stream.length)  # type: ignore[arg-type]
-
-    def _input(self, environ: WSGIEnvironment) -> _BoundedInput:
-        limit = self.settings.max_content_length
-        raw = environ.get("CONTENT_LENGTH", "").strip(" \t")  # HTTP's optional whitespace
-        if raw:
-            # 1*DIGIT, ASCII only: -1, abc, 1e3, "1, 2" are never read as empty, and
-            # str.isdigit() alone passes "²" (int() then raises) and "٣" (int() reads 3)
-            if not (raw.isascii() and raw.isdigit()):
-                raise IncompleteBody(2007, "Invalid Content-Length")
-            digits = raw.lstrip("0") or "0"
-            # compared by length first: int() refuses more than 4300 digits (Python 3.11+)
-            if len(digits) > len(str(limit)) or int(digits) > limit:
-                raise BodyTooLarge(2007, f"Request body larger than {limit} bytes")
-            return _BoundedInput(environ["wsgi.input"], int(digits), limit)
-        if environ.get("wsgi.input_terminated"):  # chunked: count as we read
-            return _BoundedInput(environ["wsgi.input"], None, limit)
-        error = IncompleteBody(2007, "Content-Length required")
-        error.http_status = 411
-        raise error
+            return render(self.refusal(error))
+        return self.receive(request)
 
 
 def _plain(

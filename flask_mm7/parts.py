@@ -21,15 +21,16 @@ import tempfile
 import typing as t
 import urllib.parse
 
+from werkzeug.http import dump_options_header
+
 from .attachments import Attachment, strip_id
 from .errors import LimitExceeded, MalformedRequest, MM7Error
-from .headers import parse_options
+from .headers import is_xml_type, parse_options
 from .logs import get_logger
 from .mime import Event, MultipartDecoder, PartStart, header_value
 
 logger = get_logger(__name__)
 
-_XML_TYPES = ("text/xml", "application/xml", "application/soap+xml")
 _B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _NOT_B64 = bytes(b for b in range(256) if b not in _B64_ALPHABET)
 
@@ -60,10 +61,6 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
-
-
-def is_xml_type(mimetype: str) -> bool:
-    return mimetype in _XML_TYPES or mimetype.endswith("+xml")
 
 
 class MimeBody:
@@ -146,8 +143,24 @@ def read_mime(
     :raises MalformedRequest: the body is not multipart as declared or holds no root part.
     :raises LimitExceeded: a limit in ``limits`` was passed.
     """
-    limits = limits or DEFAULT_LIMITS
     mimetype, options = parse_options(content_type)
+    return read_body(stream, mimetype, options, limits or DEFAULT_LIMITS, content_length)
+
+
+class Readable(t.Protocol):
+    """What a body is read from: ``read(n)`` returns at most ``n`` bytes, ``b""`` at its end."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def read_body(
+    stream: Readable,
+    mimetype: str,
+    options: t.Mapping[str, str],
+    limits: Limits,
+    content_length: int | None,
+) -> MimeBody:
+    """:func:`read_mime` for a Content-Type already parsed (media type and parameters)."""
     boundary = options.get("boundary")
     first = b""
     if mimetype.startswith("multipart/") and not boundary:
@@ -160,6 +173,8 @@ def read_mime(
         else:
             mimetype = "text/xml"
     if not mimetype.startswith("multipart/") or not boundary:
+        charset = {"charset": options["charset"]} if "charset" in options else {}
+        content_type = dump_options_header(mimetype or "text/xml", charset)
         return MimeBody(_read_bare(stream, first, content_type, limits), [])
     spool_threshold: int | None = limits.spool_threshold
     first_size = limits.chunk_size
@@ -177,7 +192,7 @@ def read_mime(
     )
 
 
-def _read_full(stream: t.IO[bytes] | t.BinaryIO, size: int) -> bytes:
+def _read_full(stream: Readable, size: int) -> bytes:
     """``size`` bytes of ``stream``, fewer only at its end (a stream may return less per call:
     the decoder then still sees chunks of a useful size)."""
     data = stream.read(size)
@@ -194,13 +209,11 @@ def _read_full(stream: t.IO[bytes] | t.BinaryIO, size: int) -> bytes:
     return b"".join(pieces)
 
 
-def _read_bare(
-    stream: t.IO[bytes] | t.BinaryIO, first: bytes, content_type: str | None, limits: Limits
-) -> Attachment:
-    data = first + stream.read(limits.max_soap_size + 1 - len(first))
+def _read_bare(stream: Readable, first: bytes, content_type: str, limits: Limits) -> Attachment:
+    data = first + _read_full(stream, limits.max_soap_size + 1 - len(first))
     if len(data) > limits.max_soap_size:
         raise LimitExceeded(2007, f"SOAP envelope larger than {limits.max_soap_size} bytes")
-    return Attachment([("Content-Type", content_type or "text/xml")], data=data)
+    return Attachment([("Content-Type", content_type)], data=data)
 
 
 class _Spool:
@@ -418,7 +431,7 @@ def _part_id(headers: list[tuple[str, str]]) -> str | None:
 
 
 def _read_multipart(
-    stream: t.IO[bytes] | t.BinaryIO,
+    stream: Readable,
     first: bytes,
     boundary: str,
     start: str | None,

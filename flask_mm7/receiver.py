@@ -1,17 +1,21 @@
-"""The framework-free core: handler registry, dispatch, and the answer policy.
+"""The framework-free core: one request in, one reply out, through one pipeline of values.
 
-``Receiver.receive(stream, headers)`` turns one request body into one :class:`Reply`, calling
-the registered handler in between. It never lets an exception out (but ``BaseException``
-such as ``KeyboardInterrupt``): every outcome is an MM7 reply or a SOAP Fault.
+:class:`~flask_mm7.request.Request` (built by an adapter) -> its parts, read under the limits
+(:func:`flask_mm7.parts.read_body`) -> the SOAP envelope (:func:`flask_mm7.soap.read_envelope`)
+-> the message (:func:`flask_mm7.messages.build_message`) -> the handler, through the dedupe
+store when there is one -> one :class:`~flask_mm7.outcome.Outcome` ->
+:func:`~flask_mm7.outcome.render` -> a :class:`~flask_mm7.outcome.Reply`. It never lets an
+exception out (but ``BaseException`` such as ``KeyboardInterrupt``).
 
 Answer policy (README "Answer policy"):
 
 * 1000 (or any status the handler returns) only after the handler returned;
-* the handler raised :class:`MM7Error` with a final status -> HTTP 200, ``…Rsp`` with it;
-* the handler raised ``MM7Error(3000)``/``MM7Error(4006)`` or returned those -> HTTP 500 Fault
-  (Server), so the relay retries;
-* the handler raised anything else, returned something invalid, or no handler is registered ->
-  HTTP 500 Fault (Server, 3000), logged with its traceback, which is never sent;
+* the handler returned or raised :class:`MM7Error` with a final status -> HTTP 200, ``…Rsp``
+  with it (returning an MM7Error answers exactly as raising it);
+* the handler returned or raised 3000/4006 -> HTTP 500 Fault (Server), so the relay retries;
+* the handler raised anything else, returned something that is no status (an MM7Error with a
+  success code included), or no handler is registered -> HTTP 500 Fault (Server, 3000),
+  logged with its traceback, which is never sent;
 * the request cannot be read as MM7 -> HTTP 400 Fault (Client, 2007; 4003 for an unknown
   operation), logged in one line.
 
@@ -29,41 +33,45 @@ from __future__ import annotations
 import contextlib
 import typing as t
 
-from werkzeug.datastructures import Headers
-
 from . import dedupe, soap
 from .config import Settings
-from .errors import MalformedRequest, MM7Error, Overloaded
+from .errors import MM7Error, Overloaded
 from .logs import get_logger
-from .messages import Message, build_message, safe_headers
-from .parts import MimeBody, read_mime
-from .status import StatusCode, default_text
+from .messages import (
+    DeliverRequest,
+    DeliveryReport,
+    Message,
+    ReadReply,
+    build_message,
+    safe_headers,
+)
+from .outcome import ACCEPTED, REFUSED, Outcome, Reply, render
+from .parts import MimeBody, read_body
+from .request import Request
+from .status import RETRYABLE, StatusCode, default_text
 
 logger = get_logger(__name__)
 
-Handler = t.Callable[[t.Any], t.Any]
-F = t.TypeVar("F", bound=Handler)
-
-
-class Reply(t.NamedTuple):
-    """An HTTP answer: status, headers, body."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
+#: what a handler may return: None (1000), a status, (status, text), or an :class:`MM7Error`
+HandlerResult = t.Union[None, int, t.Tuple[int, str], MM7Error]
+Handler = t.Callable[[t.Any], HandlerResult]
+_Deliver = t.TypeVar("_Deliver", bound=t.Callable[[DeliverRequest], HandlerResult])
+_Report = t.TypeVar("_Report", bound=t.Callable[[DeliveryReport], HandlerResult])
+_ReadReply = t.TypeVar("_ReadReply", bound=t.Callable[[ReadReply], HandlerResult])
 
 
 class HandlerRegistry:
     """The ``on_deliver`` / ``on_delivery_report`` / ``on_read_reply`` decorators.
 
-    Each stores the function and returns it unchanged, so handlers stay plain functions.
+    Each stores the function and returns it unchanged, so handlers stay plain functions; the
+    decorators are typed, so a type checker catches a handler for the wrong message type.
     """
 
     def __init__(self, handlers: dict[str, Handler] | None = None) -> None:
         #: operation name (``DeliverReq`` ...) -> handler; shared with the adapters
         self.handlers: dict[str, Handler] = handlers if handlers is not None else {}
 
-    def _register(self, operation: str, function: F) -> F:
+    def _register(self, operation: str, function: Handler) -> None:
         if not callable(function):
             raise TypeError(f"an MM7 handler must be callable, not {function!r}")
         existing = self.handlers.get(operation)
@@ -73,46 +81,56 @@ class HandlerRegistry:
                 " register one function per operation and dispatch inside it"
             )
         self.handlers[operation] = function
+
+    def on_deliver(self, function: _Deliver) -> _Deliver:
+        """Register the handler of MM7 DeliverReq: ``function(msg: DeliverRequest)``."""
+        self._register("DeliverReq", function)
         return function
 
-    def on_deliver(self, function: F) -> F:
-        """Register the handler of MM7 DeliverReq: ``function(msg: DeliverRequest)``."""
-        return self._register("DeliverReq", function)
-
-    def on_delivery_report(self, function: F) -> F:
+    def on_delivery_report(self, function: _Report) -> _Report:
         """Register the handler of DeliveryReportReq: ``function(msg: DeliveryReport)``."""
-        return self._register("DeliveryReportReq", function)
+        self._register("DeliveryReportReq", function)
+        return function
 
-    def on_read_reply(self, function: F) -> F:
+    def on_read_reply(self, function: _ReadReply) -> _ReadReply:
         """Register the handler of ReadReplyReq: ``function(msg: ReadReply)``."""
-        return self._register("ReadReplyReq", function)
+        self._register("ReadReplyReq", function)
+        return function
 
 
 class _HandlerBug(Exception):
     """The handler returned something that is not a status."""
 
 
-def _normalise(result: object) -> tuple[int, str]:
-    """A handler's return value as (status code, status text)."""
+def handler_outcome(result: object) -> Outcome:
+    """The outcome of what a handler returned (or raised: an :class:`MM7Error`).
+
+    :raises _HandlerBug: for anything that is not a status, and for an MM7Error carrying a
+        success code (an error that says "success" is a bug, not an answer).
+    """
     if result is None:
-        return StatusCode.SUCCESS, default_text(StatusCode.SUCCESS)
-    code: object = result
-    text: object = None
-    if isinstance(result, tuple):
+        return Outcome.answer(StatusCode.SUCCESS, default_text(StatusCode.SUCCESS))
+    if isinstance(result, MM7Error):
+        if result.status_code < 2000:
+            raise _HandlerBug(f"an MM7Error carries a failure, not {result.status_code}")
+        code: object = result.status_code
+        text: object = result.status_text
+    elif isinstance(result, tuple):
         if len(result) != 2:
             raise _HandlerBug(f"a handler may return (code, text), not a {len(result)}-tuple")
         code, text = result
+    else:
+        code, text = result, None
     if isinstance(code, bool) or not isinstance(code, int) or not 1000 <= code <= 4999:
         raise _HandlerBug(f"a handler must return None, an MM7 status or (status, text): {code!r}")
+    code = int(code)
     if text is None:
         text = default_text(code)
     if not isinstance(text, str):
         raise _HandlerBug(f"StatusText must be a str, not {type(text).__name__}")
-    return int(code), text
-
-
-def _retryable(code: int) -> bool:
-    return code in (StatusCode.SERVER_ERROR, StatusCode.SERVICE_UNAVAILABLE)
+    if code in RETRYABLE:
+        return Outcome.retry(code, text)
+    return Outcome.answer(code, text)
 
 
 class Receiver(HandlerRegistry):
@@ -148,53 +166,70 @@ class Receiver(HandlerRegistry):
         if on_read_reply is not None:
             self.on_read_reply(on_read_reply)
 
-    def call_handler(self, handler: Handler, message: Message) -> t.Any:
+    # -- what adapters may override ------------------------------------------------------------
+
+    def call_handler(self, handler: Handler, message: Message) -> HandlerResult:
         """Run ``handler(message)``; adapters override this to add context (Flask's app)."""
         return handler(message)
 
-    def receive(
-        self, stream: t.IO[bytes], headers: Headers, content_length: int | None = None
-    ) -> Reply:
-        """Answer one request whose body is ``stream`` and whose HTTP headers are ``headers``.
+    def handler_failed(self, message: Message, exception: Exception) -> None:
+        """Called when the handler raised (or returned no status): adapters tell their
+        framework (Flask's signals); the failure is logged and answered by the receiver."""
 
-        ``content_length``, when known, lets a small body be parsed in memory.
-        """
+    def answered(self, message: Message, outcome: Outcome) -> None:
+        """Called once the handler's answer (or a retry's recorded one) is known."""
+
+    # -- the pipeline --------------------------------------------------------------------------
+
+    def receive(self, request: Request) -> Reply:
+        """Answer one MM7 request."""
         try:
-            body = read_mime(
-                stream,
-                headers.get("Content-Type"),
-                limits=self.settings.limits,
-                content_length=content_length,
+            body = read_body(
+                request.input,
+                request.mimetype,
+                request.options,
+                self.settings.limits,
+                request.content_length,
             )
         except MM7Error as error:
-            return self._error_reply(error)
+            return render(self.refusal(error))
         except Exception:
             logger.exception("MM7 request could not be read")
-            return self._fault("Server", StatusCode.SERVER_ERROR, "Server Error")
-        envelope: soap.Envelope | None = None
-        try:
-            with body:
-                soap_data = body.root.getvalue()
+            return render(Outcome.retry())
+        with body:
+            envelope: soap.Envelope | None = None
+            try:
                 envelope = soap.read_envelope(
-                    soap_data,
+                    body.root.getvalue(),
                     body.root.mimetype_params.get("charset"),
                     max_size=self.settings.max_soap_size,
                     max_depth=self.settings.max_xml_depth,
                 )
-                if envelope.mm7_version is None:
-                    raise MalformedRequest(2007, "No MM7Version in the request")
-                message = build_message(envelope, body, safe_headers(headers), envelope.mm7_version)
-                return self._dispatch(envelope, message, body)
-        except MM7Error as error:
-            if envelope is not None:
-                error.transaction_id = error.transaction_id or envelope.transaction_id
-                error.namespace = error.namespace or envelope.namespace
-            return self._error_reply(error, envelope)
-        except Exception:
-            logger.exception("MM7 request failed inside flask_mm7")
-            return self._fault("Server", StatusCode.SERVER_ERROR, "Server Error", envelope)
+                headers = safe_headers(request.headers)
+                message = build_message(envelope, body, headers, envelope.mm7_version)
+            except MM7Error as error:
+                return render(self.refusal(error), envelope)
+            except Exception:
+                logger.exception("MM7 request failed inside flask_mm7")
+                return render(Outcome.retry(), envelope)
+            try:
+                outcome = self._dispatch(envelope, message, body)
+            except Exception:  # the dedupe store failed before the handler ran
+                logger.exception("MM7 request failed inside flask_mm7")
+                return render(Outcome.retry(), envelope)
+            if outcome.kind in (ACCEPTED, REFUSED):
+                self.answered(message, outcome)
+            return render(outcome, envelope)
 
-    def _dispatch(self, envelope: soap.Envelope, message: Message, body: MimeBody) -> Reply:
+    def refusal(self, error: MM7Error, *, challenge: str | None = None) -> Outcome:
+        """The outcome of a request refused with ``error``, logged in one line."""
+        if error.fault_code == "Server":
+            logger.error("MM7 request refused: %s", error)
+        else:
+            logger.warning("MM7 request refused: %s", error)
+        return Outcome.from_error(error, retry_after=self.settings.retry_after, challenge=challenge)
+
+    def _dispatch(self, envelope: soap.Envelope, message: Message, body: MimeBody) -> Outcome:
         """Call the operation's handler, through the dedupe store when there is one."""
         operation = envelope.operation
         handler = self.handlers.get(operation)
@@ -204,16 +239,16 @@ class Receiver(HandlerRegistry):
                 operation,
                 envelope.transaction_id,
             )
-            return self._fault("Server", StatusCode.SERVER_ERROR, "Server Error", envelope)
+            return Outcome.retry()
         store = self.dedupe
         if store is None or not envelope.transaction_id:
-            return self._run(handler, envelope, message)[0]
+            return self._run(handler, envelope, message)
         sender = getattr(message, "sender", None)
         key = dedupe.make_key(operation, envelope.transaction_id, str(sender or ""))
         content = dedupe.fingerprint(body.root.getvalue(), body.parts)
         claim = store.claim(key, content)
         if claim.state != dedupe.NEW and claim.digest == content:
-            return self._duplicate(claim, envelope, message)
+            return self._duplicate(claim, envelope)
         if claim.reused or claim.state != dedupe.NEW:
             logger.warning(
                 "MM7 %s %s: TransactionID and sender of an earlier message with other content;"
@@ -222,17 +257,19 @@ class Receiver(HandlerRegistry):
                 envelope.transaction_id,
             )
         if claim.state != dedupe.NEW:  # a store keeping one record per key: no claim to take
-            return self._run(handler, envelope, message)[0]
-        answer: tuple[int, str] | None = None
+            return self._run(handler, envelope, message)
+        outcome: Outcome | None = None
         try:
-            reply, answer = self._run(handler, envelope, message)
+            outcome = self._run(handler, envelope, message)
         finally:
-            if answer is None:  # a Fault (or an escaping BaseException): let the retry through
+            final = outcome is not None and outcome.kind in (ACCEPTED, REFUSED)
+            if not final:  # a Fault (or an escaping BaseException): let the retry through
                 store.release(key, claim.token)
-        if answer is None:
-            return reply
+        assert outcome is not None
+        if not final:
+            return outcome
         try:
-            store.complete(key, claim.token, *answer)
+            store.complete(key, claim.token, outcome.status_code, outcome.status_text)
         except Exception:  # the handler succeeded: still answer it; a retry may repeat it
             logger.exception(
                 "MM7 %s %s: the answer could not be recorded in the dedupe store",
@@ -241,9 +278,9 @@ class Receiver(HandlerRegistry):
             )
             with contextlib.suppress(Exception):  # free the claim now, not when it runs out
                 store.release(key, claim.token)
-        return reply
+        return outcome
 
-    def _duplicate(self, claim: dedupe.Claim, envelope: soap.Envelope, message: Message) -> Reply:
+    def _duplicate(self, claim: dedupe.Claim, envelope: soap.Envelope) -> Outcome:
         """The answer to a retry of a transaction that another request claimed."""
         operation, transaction_id = envelope.operation, envelope.transaction_id
         if claim.state == dedupe.BUSY or claim.status_code is None:
@@ -253,101 +290,43 @@ class Receiver(HandlerRegistry):
                 operation,
                 transaction_id,
             )
-            reply = self._fault(
-                "Server",
-                StatusCode.SERVICE_UNAVAILABLE,
+            return Outcome.retry(
+                Overloaded.status_code,
                 "Request still in progress",
-                envelope,
-                http_status=Overloaded.http_status,
+                retry_after=self.settings.retry_after,
             )
-            reply.headers.append(("Retry-After", str(self.settings.retry_after)))
-            return reply
         logger.info(
             "MM7 %s %s is a retry: answered %s again without calling the handler",
             operation,
             transaction_id,
             claim.status_code,
         )
-        return self._response(
-            envelope,
-            message,
-            claim.status_code,
-            claim.status_text or default_text(claim.status_code),
-        )
+        text = claim.status_text or default_text(claim.status_code)
+        return Outcome.answer(claim.status_code, text)
 
-    def _run(
-        self, handler: Handler, envelope: soap.Envelope, message: Message
-    ) -> tuple[Reply, tuple[int, str] | None]:
-        """Call the handler and turn its outcome into a reply (answer policy above), with the
-        (status, text) answered when the reply is a final HTTP 200 one."""
-        operation = envelope.operation
+    def _run(self, handler: Handler, envelope: soap.Envelope, message: Message) -> Outcome:
+        """Call the handler and turn what it returned or raised into an outcome."""
         try:
-            result = self.call_handler(handler, message)
-            code, text = _normalise(result)
-        except MM7Error as error:
-            code, text = error.status_code, error.status_text
-        except Exception:
+            try:
+                result: object = self.call_handler(handler, message)
+            except MM7Error as error:
+                result = error  # raising it answers exactly as returning it
+            outcome = handler_outcome(result)
+        except Exception as exc:
+            self.handler_failed(message, exc)
             logger.exception(
                 "MM7 %s handler failed for TransactionID %s; answering a retryable fault",
-                operation,
+                envelope.operation,
                 envelope.transaction_id,
             )
-            return self._fault("Server", StatusCode.SERVER_ERROR, "Server Error", envelope), None
-        logger.info("MM7 %s %s answered %s", operation, envelope.transaction_id, code)
-        if _retryable(code):
-            return self._fault("Server", code, text, envelope), None
-        return self._response(envelope, message, code, text), (code, text)
-
-    def _response(self, envelope: soap.Envelope, message: Message, code: int, text: str) -> Reply:
-        body = soap.write_response(
+            return Outcome.retry()
+        logger.info(
+            "MM7 %s %s answered %s",
             envelope.operation,
-            transaction_id=envelope.transaction_id,
-            namespace=envelope.namespace,
-            mm7_version=message.mm7_version,
-            status_code=code,
-            status_text=text,
+            envelope.transaction_id,
+            outcome.status_code,
         )
-        return Reply(200, [("Content-Type", soap.CONTENT_TYPE)], body)
+        return outcome
 
-    def _error_reply(self, error: MM7Error, envelope: soap.Envelope | None = None) -> Reply:
-        if error.fault_code == "Server":
-            logger.error("MM7 request refused: %s", error)
-        else:
-            logger.warning("MM7 request refused: %s", error)
-        reply = self._fault(
-            error.fault_code,
-            error.status_code,
-            error.status_text,
-            envelope,
-            http_status=error.http_status,
-            transaction_id=error.transaction_id,
-            namespace=error.namespace,
-        )
-        if error.http_status == 503:
-            reply.headers.append(("Retry-After", str(self.settings.retry_after)))
-        return reply
 
-    def _fault(
-        self,
-        fault_code: str,
-        status_code: int,
-        status_text: str,
-        envelope: soap.Envelope | None = None,
-        *,
-        http_status: int = 500,
-        transaction_id: str | None = None,
-        namespace: str | None = None,
-    ) -> Reply:
-        if envelope is not None:
-            transaction_id = transaction_id or envelope.transaction_id
-            namespace = namespace or envelope.namespace
-        body = soap.write_fault(
-            fault_code=fault_code,
-            fault_string=status_text,
-            status_code=status_code,
-            status_text=status_text,
-            transaction_id=transaction_id,
-            namespace=namespace or soap.DEFAULT_NAMESPACE,
-            mm7_version=envelope.mm7_version if envelope is not None else None,
-        )
-        return Reply(http_status, [("Content-Type", soap.CONTENT_TYPE)], body)
+__all__ = ["Handler", "HandlerRegistry", "HandlerResult", "Receiver", "Reply", "handler_outcome"]

@@ -22,7 +22,6 @@ from . import xmltree
 from .charsets import UTF8, codec_for
 from .errors import MalformedRequest, UnsupportedOperation, VersionMismatch
 
-SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12_ENV = "http://www.w3.org/2003/05/soap-envelope"
 MM7_NS_PREFIX = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/"
 #: the namespace of OpenMarket's 6.8.0 traffic; used when a request names none
@@ -110,8 +109,8 @@ class Envelope(t.NamedTuple):
     element: Element
     #: the MM7 namespace to answer in (the request's)
     namespace: str
-    #: the MM7Version to echo, or None when the request has none
-    mm7_version: str | None
+    #: the MM7Version to echo (a request without one is refused)
+    mm7_version: str
     #: the Envelope element
     root: Element
 
@@ -161,18 +160,28 @@ def read_envelope(
         raise MalformedRequest(2007, "TransactionID too long")
     if len(operations) != 1 or local_name(operations[0].tag) not in OPERATIONS:
         names = ", ".join(local_name(item.tag) for item in operations) or "nothing"
-        error = UnsupportedOperation(4003, f"Unsupported operation: {names}"[:200])
-        error.transaction_id = transaction_id
-        error.namespace = _namespace(operations[0] if operations else None, id_element)
-        raise error
+        raise UnsupportedOperation(
+            4003,
+            f"Unsupported operation: {names}"[:200],
+            transaction_id=transaction_id,
+            namespace=_namespace(operations[0] if operations else None, id_element),
+        )
     element = operations[0]
     namespace = _namespace(element, id_element)
+    mm7_version = text_of(child(element, "MM7Version"))
+    if mm7_version is None:
+        raise MalformedRequest(
+            2007,
+            "No MM7Version in the request",
+            transaction_id=transaction_id,
+            namespace=namespace,
+        )
     return Envelope(
         transaction_id=transaction_id,
         operation=local_name(element.tag),
         element=element,
         namespace=namespace,
-        mm7_version=text_of(child(element, "MM7Version")),
+        mm7_version=mm7_version,
         root=root,
     )
 

@@ -55,6 +55,10 @@ class StatusCode(enum.IntEnum):
         return self.value // 1000 == 1
 
 
+#: the statuses that mean "try again later": answered with a 5xx Fault so the relay retries
+RETRYABLE = frozenset((StatusCode.SERVER_ERROR.value, StatusCode.SERVICE_UNAVAILABLE.value))
+
+
 def default_text(code: int) -> str:
     """The spec's text for ``code``, or a generic one for vendor codes (e.g. Mbuni's 3005)."""
     member = _BY_VALUE.get(code)

@@ -127,6 +127,52 @@ def test_handler_asking_for_a_retry_gets_500_fault(receiver: Harness, code: int)
     assert reply["TransactionID"] == "TID-1"
 
 
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        pytest.param(MM7Error(2004, "no GIFs"), 200, "2004", id="final"),
+        pytest.param(MM7Error(4008), 200, "4008", id="final-4xxx"),
+        pytest.param(MM7Error(4006), 500, "4006", id="retry-4006"),
+        pytest.param(MM7Error(3000, "db down"), 500, "3000", id="retry-3000"),
+    ],
+)
+def test_returning_an_mm7_error_answers_exactly_as_raising_it(
+    receiver: Harness, error: MM7Error, status: int, code: str
+) -> None:
+    answers = []
+    for how in ("return", "raise"):
+
+        def handler(msg: object, how: str = how) -> MM7Error:
+            if how == "raise":
+                raise error
+            return error
+
+        receiver.behaviour = handler
+        response = receiver.post(*mm7_body())
+        reply = parse_reply(response.data)
+        answers.append((response.status_code, reply["StatusCode"], reply["StatusText"]))
+    assert answers[0] == answers[1]
+    assert answers[0][:2] == (status, code)
+
+
+@pytest.mark.parametrize("how", ["return", "raise"])
+@pytest.mark.parametrize("code", [1000, 1100])
+def test_an_mm7_error_with_a_success_code_is_a_handler_bug(
+    receiver: Harness, how: str, code: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    def handler(msg: object) -> MM7Error:
+        if how == "raise":
+            raise MM7Error(code)
+        return MM7Error(code)
+
+    receiver.behaviour = handler
+    response = receiver.post(*mm7_body())
+    reply = parse_reply(response.data)
+    assert response.status_code == 500  # never a success the handler did not mean
+    assert (reply["faultcode"], reply["StatusCode"]) == ("soap-env:Server", "3000")
+    assert "handler failed" in caplog.text
+
+
 def test_handler_exception_is_a_retryable_fault_without_traceback(
     receiver: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
