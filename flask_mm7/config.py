@@ -27,9 +27,10 @@ if t.TYPE_CHECKING:  # pragma: no cover
 logger = get_logger(__name__)
 
 PREFIX = "MM7_"
-#: ``MM7_*`` names the project uses that are not settings (the ``mm7 send`` password
-#: variable): an app config holding one is not warned about
-NOT_SETTINGS = frozenset({"MM7_SEND_PASSWORD"})
+#: ``MM7_*`` names the project uses that are not settings (the ``mm7 send`` password variable,
+#: the load test's message count): a mapping holding one, such as ``os.environ``, is not warned
+#: about. Any other unknown ``MM7_*`` key is, with the closest setting's name when one is close
+NOT_SETTINGS = frozenset({"MM7_SEND_PASSWORD", "MM7_LOAD_MESSAGES"})
 
 T = t.TypeVar("T")
 
@@ -428,7 +429,8 @@ def markdown_table() -> str:
 def _document() -> None:
     """Append the table to :class:`Settings`' docstring, so ``help(Settings)`` shows it."""
     rows = [
-        f"- ``{field.name}`` ({show_default(field).strip('`')}): {field.metadata['meaning']}."
+        f"- ``{field.name}`` ({show_default(field).strip('`')}): {field.metadata['meaning']}"
+        + ("" if field.metadata["meaning"].endswith(".") else ".")
         for field in dataclasses.fields(Settings)
     ]
     if Settings.__doc__ is not None:  # None under python -OO
