@@ -1,109 +1,335 @@
-"""Settings: one table of every option, its default and type, shared by both adapters.
+"""Settings: the one table of every option (name, default, converter, meaning).
 
-Each field is an ``MM7Middleware`` keyword argument and, upper-cased behind ``MM7_``, a Flask
-config key (``max_parts`` -> ``MM7_MAX_PARTS``). Knows nothing of WSGI or Flask.
+Each option is declared once, as a field of :class:`Settings`: its default, the converter that
+checks and normalises a value, and its meaning (the sentence README's Configuration table
+shows). The field name is an ``MM7Middleware`` / ``MM7(app, ...)`` keyword argument and,
+upper-cased behind ``MM7_``, a Flask config key (``max_parts`` -> ``MM7_MAX_PARTS``). README's
+table is :func:`markdown_table` (print it with ``python -c "import flask_mm7.config as c;
+print(c.markdown_table())"``) and a test keeps the two equal. Knows nothing of WSGI or Flask.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import decimal
+import difflib
 import functools
 import os
+import re
 import typing as t
 
-from . import auth, dedupe
-from .parts import Limits
+from . import auth
+from .logs import get_logger
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from .parts import Limits
+
+logger = get_logger(__name__)
 
 PREFIX = "MM7_"
+#: ``MM7_*`` names the project uses that are not settings (the ``mm7 send`` password variable,
+#: the load test's message count): a mapping holding one, such as ``os.environ``, is not warned
+#: about. Any other unknown ``MM7_*`` key is, with the closest setting's name when one is close
+NOT_SETTINGS = frozenset({"MM7_SEND_PASSWORD", "MM7_LOAD_MESSAGES"})
+
+T = t.TypeVar("T")
+
+
+# --------------------------------------------------------------------------------- converters
+# Each takes a value as given (a Python value, or a string from the environment) and returns it
+# normalised, or raises ValueError saying what was expected; the caller adds the key. Each is
+# idempotent: a converted value converts to itself.
+
+
+def _refused(expected: str, value: object) -> ValueError:
+    return ValueError(f"expected {expected}, got {value!r}")
+
+
+def _is_none(value: object) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower() in ("", "none"))
+
+
+def whole(value: t.Any) -> int:
+    """A positive whole number: an int or a string of digits."""
+    number = value
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
+        number = int(value)
+    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+        raise _refused("a positive whole number", value)
+    return number
+
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*", re.IGNORECASE)
+_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+}
+
+
+def size(value: t.Any) -> int:
+    """A positive size in bytes: an int, or a string with an optional unit: KiB, MiB, GiB
+    (binary: 1024, 1024², 1024³) or KB, MB, GB (decimal: 1000, 1000², 1000³), any case."""
+    expected = 'a size in bytes such as 65536, "512KiB" or "64 MiB"'
+    if isinstance(value, str):
+        match = _SIZE.fullmatch(value)
+        if match is None:
+            raise _refused(expected, value)
+        exact = decimal.Decimal(match[1]) * _UNITS[(match[2] or "b").lower()]
+        if exact != exact.to_integral_value():
+            raise _refused(expected + " (a whole number of bytes)", value)
+        number: object = int(exact)
+    else:
+        number = value
+    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+        raise _refused(expected, value)
+    return number
+
+
+def boolean(value: t.Any) -> bool:
+    """True or False; or, any case, true/yes/on/1 and false/no/off/0 (an empty string is
+    False); 1 and 0 too, as ``app.config.from_prefixed_env()`` loads them."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("true", "yes", "on", "1"):
+            return True
+        if word in ("false", "no", "off", "0", ""):
+            return False
+    raise _refused("true or false (also yes/no, on/off, 1/0)", value)
+
+
+def optional(convert: t.Callable[[t.Any], T]) -> t.Callable[[t.Any], T | None]:
+    """``convert``, or None for None, ``""`` and ``"none"`` (any case)."""
+
+    def convert_optional(value: t.Any) -> T | None:
+        return None if _is_none(value) else convert(value)
+
+    convert_optional.__name__ = f"optional({convert.__name__})"
+    return convert_optional
+
+
+def url_path(value: t.Any) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise _refused("a URL path starting with '/'", value)
+    return value
+
+
+def realm(value: t.Any) -> str:
+    if (
+        not isinstance(value, str)
+        or not (value and value.isascii() and value.isprintable())
+        or any(c in value for c in '"\\')
+    ):
+        raise _refused("printable ASCII without quotes or backslashes", value)
+    return value
+
+
+def directory(value: t.Any) -> str:
+    """An existing, writable directory: checked at start-up, otherwise the first message large
+    enough to spool would find out, and every retry of it fail the same way."""
+    if not isinstance(value, str):
+        raise _refused("a directory path", value)
+    if not os.path.exists(value):
+        raise ValueError(f"directory {value!r} does not exist")
+    if not os.path.isdir(value):
+        raise ValueError(f"{value!r} is not a directory")
+    if not os.access(value, os.W_OK | os.X_OK):
+        raise ValueError(f"directory {value!r} is not writable")
+    return value
+
+
+def credentials(value: t.Any) -> auth.Credentials | None:
+    if _is_none(value):
+        return None
+    try:  # the message never holds the value: it may be a password
+        return auth.parse_credentials(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            "expected 'user:password[,user2:password2]', a {user: password} mapping or"
+            f" (user, password) pairs ({exc})"
+        ) from None
+
+
+def networks(value: t.Any) -> tuple[auth.Network, ...] | None:
+    if _is_none(value):
+        return None
+    expected = "IP networks such as '203.0.113.0/24, ::1' or a list"
+    try:
+        return auth.parse_networks(value)
+    except TypeError:
+        raise _refused(expected, value) from None
+    except ValueError as exc:  # it names the item at fault
+        raise ValueError(f"expected {expected}: {str(exc).removeprefix('allowed_ips: ')}") from None
+
+
+def dedupe_spec(value: t.Any) -> t.Any:
+    """None (also ``"off"``), or a store specification :func:`flask_mm7.dedupe.check_spec`
+    accepts (``"memory"``, ``"sqlite:///path.db"``, a store object)."""
+    if _is_none(value) or (isinstance(value, str) and value.strip().lower() == "off"):
+        return None
+    from . import dedupe  # imported here: dedupe takes its own defaults from this module
+
+    dedupe.check_spec(value)
+    return value
+
+
+# ------------------------------------------------------------------------------------ the table
+
+
+def option(
+    default: T,
+    convert: t.Callable[[t.Any], t.Any],
+    meaning: str,
+    *,
+    shown: str | None = None,
+    secret: bool = False,
+) -> T:
+    """One row of the table: a :class:`Settings` field with its default, converter and meaning
+    (``shown`` is README's text for the default when not the value itself)."""
+    metadata = {"convert": convert, "meaning": meaning, "shown": shown}
+    return dataclasses.field(default=default, repr=not secret, metadata=metadata)
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Every option of the receiver, with safe defaults for a public endpoint."""
+    """Every option of the receiver, with safe defaults for a public endpoint (README's
+    Configuration table lists them; the list is also at the end of this docstring).
 
-    #: the URL path the receiver answers on; other paths pass through to the wrapped app
-    path: str = "/mm7"
-    #: largest request body in bytes, chunked bodies included (413 above it)
-    max_content_length: int = 64 * 1024 * 1024
-    #: most MIME parts in one body, nested multipart containers included
-    max_parts: int = 256
-    #: most levels of multipart nesting, the body's own included (OpenMarket uses 2)
-    max_depth: int = 4
-    #: most bytes in one part's header block
-    max_part_header_size: int = 16384
-    #: largest SOAP envelope part in bytes (OpenMarket's are about 1.5 KB)
-    max_soap_size: int = 256 * 1024
-    #: deepest XML element nesting in the envelope (a DeliverReq needs 6)
-    max_xml_depth: int = 64
-    #: attachments larger than this many bytes are spooled to the request's temporary file
-    spool_threshold: int = 512 * 1024
-    #: directory for spooled attachments; None uses the system's temporary directory. It must
-    #: exist and be writable: checked here, at start-up
-    spool_dir: t.Optional[str] = None
-    #: a body whose Content-Length is at most this many bytes is parsed in memory whatever
-    #: its parts' sizes (several times faster than spooling); larger or chunked bodies spool
-    #: every part above ``spool_threshold``, and every part once this many bytes of
-    #: attachment data are in memory (the most one request holds)
-    max_memory_body_size: int = 8 * 1024 * 1024
-    #: HTTP Basic credentials: ``"user:pass,user2:pass2"``, ``{user: pass}`` or pairs;
-    #: None accepts any client (401 without a match, before the body is read)
-    basic_auth: t.Any = dataclasses.field(default=None, repr=False)
-    #: the realm named in ``WWW-Authenticate``
-    auth_realm: str = "MM7"
-    #: client networks allowed on the MM7 path, ``"203.0.113.0/24,::1"`` or a list, matched
-    #: against ``REMOTE_ADDR`` (403 outside, before the body is read); None allows any
-    allowed_ips: t.Any = None
-    #: True silences the startup warning logged when neither basic_auth nor allowed_ips is set
-    allow_anonymous: bool = False
-    #: answer a retry of an acknowledged TransactionID without calling the handler again:
-    #: None (off), ``"memory"`` (this process), ``"sqlite:///path.db"`` (shared by workers) or
-    #: a :class:`~flask_mm7.dedupe.DedupeStore`
-    dedupe: t.Any = None
-    #: seconds an acknowledged TransactionID is remembered (make it the sender's retry horizon)
-    dedupe_ttl: int = 86400
-    #: most TransactionIDs the ``"memory"`` store keeps (least recently used dropped first)
-    dedupe_max_entries: int = 100_000
-    #: seconds a running handler keeps its transaction's claim at most (a stuck handler);
-    #: after that a retry may reach the handler again
-    dedupe_claim_timeout: int = 300
-    #: seconds a ``"sqlite:///"`` claim lasts unless its holder renews it (done every third
-    #: of it while the handler runs): a killed worker's transaction is free again after this
-    #: (at once when the worker was on this host)
-    dedupe_lease: int = 10
-    #: most MM7 requests handled at once by this middleware; more get 503 (None: no cap)
-    max_concurrency: t.Optional[int] = None
-    #: the ``Retry-After`` seconds sent with a 503 (overload, duplicate still in progress)
-    retry_after: int = 5
+    ``Settings(max_parts=10)`` converts and checks every value; a bad one raises ValueError
+    naming the option and what was expected.
+    """
+
+    path: str = option(
+        "/mm7",
+        url_path,
+        "the path MM7 requests are POSTed to (with or without a trailing slash); other paths"
+        " pass through",
+    )
+    max_content_length: int = option(
+        64 * 1024 * 1024,
+        size,
+        "largest body; larger gets 413, also for chunked bodies (counted while read, never"
+        " parsed truncated)",
+    )
+    max_parts: int = option(256, whole, "most MIME parts in a body, nested containers included")
+    max_depth: int = option(
+        4,
+        whole,
+        "most levels of multipart nesting, the body's own included (OpenMarket uses 2)",
+    )
+    max_part_header_size: int = option(16384, size, "most bytes in one part's header block")
+    max_soap_size: int = option(
+        256 * 1024, size, "largest SOAP envelope part (OpenMarket's are about 1.5 KB)"
+    )
+    max_xml_depth: int = option(
+        64, whole, "deepest element nesting in the envelope (a DeliverReq needs 6)"
+    )
+    spool_threshold: int = option(
+        512 * 1024, size, "attachments larger than this go to the request's temporary file ..."
+    )
+    max_memory_body_size: int = option(
+        8 * 1024 * 1024,
+        size,
+        "... unless the body's Content-Length is at most this: then it is parsed in memory."
+        " Also the most attachment data one request keeps in memory: past it, attachments spool"
+        " whatever their size",
+    )
+    spool_dir: t.Optional[str] = option(
+        None,
+        optional(directory),
+        "where spooled attachments go (deleted when the request ends); must be an existing,"
+        " writable directory, checked at start-up",
+        shown="system temp dir",
+    )
+    basic_auth: t.Any = option(
+        None,
+        credentials,
+        'HTTP Basic credentials the relay must send: `"user:pass,user2:pass2"` (a password'
+        " may hold `:`, not `,`), a dict `{user: password}` or a list of `(user, password)`"
+        ' pairs. Anything else gets 401 with `WWW-Authenticate: Basic realm="MM7",'
+        ' charset="UTF-8"` before the body is read',
+        secret=True,
+    )
+    auth_realm: str = option("MM7", realm, "the realm named in `WWW-Authenticate`")
+    allowed_ips: t.Any = option(
+        None,
+        networks,
+        "client networks allowed on the MM7 path, matched against `REMOTE_ADDR`:"
+        ' `"203.0.113.0/24, 2001:db8::/32, ::1"` or a list. IPv4-mapped IPv6'
+        " (`::ffff:203.0.113.5`) matches as IPv4. Anything else gets 403 before the body is"
+        " read",
+    )
+    allow_anonymous: bool = option(
+        False,
+        boolean,
+        "`True` silences the warning logged at startup when neither `MM7_BASIC_AUTH` nor"
+        " `MM7_ALLOWED_IPS` is set (say, when a proxy in front already authenticates)",
+    )
+    dedupe: t.Any = option(
+        None,
+        dedupe_spec,
+        "remember acknowledged transactions so a relay's retry is not delivered twice:"
+        ' `"memory"` (this process), `"sqlite:///relative/path.db"` or'
+        ' `"sqlite:////absolute/path.db"` (shared by all worker processes on the host), or a'
+        ' store object. `None` (or `""`, `"none"`, `"off"`) turns it off',
+    )
+    dedupe_ttl: int = option(
+        86400,
+        whole,
+        "seconds an answered TransactionID is remembered. Make it at least your relay's retry"
+        " horizon",
+    )
+    dedupe_max_entries: int = option(
+        100_000,
+        whole,
+        'most TransactionIDs the `"memory"` store keeps (least recently used dropped first)',
+    )
+    dedupe_claim_timeout: int = option(
+        300,
+        whole,
+        "seconds a handler that is still running keeps its transaction at most (a hung"
+        " handler); a retry after that reaches the handler again. Keep it above your longest"
+        " handler run and your server's worker timeout",
+    )
+    dedupe_lease: int = option(
+        10,
+        whole,
+        '`"sqlite:///"` store: a claim is a lease of this many seconds, renewed every third of'
+        " it while the handler runs. A worker killed mid-handler stops renewing: its"
+        " transaction is free again after the lease, at once when the worker ran on this host"
+        " (its process is gone)",
+    )
+    max_concurrency: t.Optional[int] = option(
+        None,
+        optional(whole),
+        "most MM7 requests handled at once by this process (per app). More get HTTP 503 with"
+        " `Retry-After` and a SOAP Fault (Server, 4006) at once, without reading the body",
+    )
+    retry_after: int = option(
+        5,
+        whole,
+        "the `Retry-After` seconds sent with a 503 (over `MM7_MAX_CONCURRENCY`, or a retry that"
+        " arrives while the first copy is still in the handler)",
+    )
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if field.type in ("int", "t.Optional[int]") and not (
-                (value is None and field.type != "int")
-                or (not isinstance(value, bool) and isinstance(value, int) and value >= 1)
-            ):
-                raise ValueError(f"{field.name} must be a positive int, not {value!r}")
-            if field.type == "bool" and not isinstance(value, bool):
-                raise ValueError(f"{field.name} must be True or False, not {value!r}")
-        if not self.path.startswith("/"):
-            raise ValueError(f"path must start with '/', not {self.path!r}")
-        realm = self.auth_realm
-        if not (realm and realm.isascii() and realm.isprintable()) or any(
-            c in realm for c in '"\\'
-        ):
-            raise ValueError(f"auth_realm must be printable ASCII without quotes: {realm!r}")
-        if self.spool_dir is not None:
-            _check_spool_dir(self.spool_dir)
-        # normalise the string forms once; a frozen dataclass needs object.__setattr__
-        object.__setattr__(self, "basic_auth", auth.parse_credentials(self.basic_auth))
-        object.__setattr__(self, "allowed_ips", auth.parse_networks(self.allowed_ips))
-        if isinstance(self.dedupe, str) and self.dedupe.strip().lower() in ("", "none", "off"):
-            object.__setattr__(self, "dedupe", None)
-        dedupe.check_spec(self.dedupe)
+            value = _convert(field, getattr(self, field.name), field.name)
+            object.__setattr__(self, field.name, value)  # frozen: normalise in place once
 
     @functools.cached_property
     def limits(self) -> Limits:
         """The parser's share of the settings (built once)."""
+        from .parts import Limits  # imported here: parts takes its defaults from this module
+
         return Limits(
             max_parts=self.max_parts,
             max_depth=self.max_depth,
@@ -118,19 +344,31 @@ class Settings:
     def from_mapping(
         cls, config: t.Mapping[str, t.Any], prefix: str = PREFIX, **overrides: t.Any
     ) -> Settings:
-        """Settings from ``MM7_*`` keys of ``config`` (strings of digits accepted for ints),
-        then ``overrides`` by field name, which win."""
-        values: dict[str, t.Any] = {}
-        for field in dataclasses.fields(cls):
-            key = prefix + field.name.upper()
-            if key in config:
-                value = config[key]
-                if isinstance(value, str):
-                    value = _from_string(field.type, value)
-                values[field.name] = value
-        unknown = set(overrides) - {field.name for field in dataclasses.fields(cls)}
+        """Settings from the ``MM7_*`` keys of ``config`` (strings accepted for every value),
+        then ``overrides`` by field name, which win.
+
+        An unknown ``MM7_*`` key is logged as a warning naming the closest known key (a typo
+        must not leave, say, Basic auth silently off); :data:`NOT_SETTINGS` are left alone.
+
+        :raises ValueError: a bad value, naming its key (``MM7_MAX_PARTS``) and what was
+            expected.
+        :raises TypeError: an unknown keyword in ``overrides``.
+        """
+        fields = {field.name: field for field in dataclasses.fields(cls)}
+        keys = {prefix + name.upper(): field for name, field in fields.items()}
+        known = {*keys, *NOT_SETTINGS}
+        for key in config:
+            if isinstance(key, str) and key.startswith(prefix) and key not in known:
+                logger.warning("unknown setting %s%s", key, _did_you_mean(key, keys, prefix))
+        values = {
+            field.name: _convert(field, config[key], key)
+            for key, field in keys.items()
+            if key in config
+        }
+        unknown = sorted(set(overrides) - set(fields))
         if unknown:
-            raise TypeError(f"unknown MM7 setting(s): {', '.join(sorted(unknown))}")
+            hints = [name + _did_you_mean(name, fields) for name in unknown]
+            raise TypeError(f"unknown MM7 setting(s): {', '.join(hints)}")
         values.update(overrides)
         return cls(**values)
 
@@ -140,34 +378,63 @@ class Settings:
         return {prefix + f.name.upper(): f.default for f in dataclasses.fields(cls)}
 
 
-def _check_spool_dir(path: str) -> None:
-    """Refuse a spool directory that is missing, not a directory, or not writable.
-
-    Checked at start-up: otherwise the first message large enough to spool would find out, and
-    every retry of it fail the same way.
-    """
-    setting = f"spool_dir ({PREFIX}SPOOL_DIR) {path!r}"
-    if not os.path.exists(path):
-        raise ValueError(f"{setting} does not exist")
-    if not os.path.isdir(path):
-        raise ValueError(f"{setting} is not a directory")
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise ValueError(f"{setting} is not writable")
+def _convert(field: dataclasses.Field[t.Any], value: t.Any, label: str) -> t.Any:
+    try:
+        return field.metadata["convert"](value)
+    except ValueError as exc:
+        raise ValueError(f"{label}: {exc}") from None
 
 
-def _from_string(kind: object, value: str) -> t.Any:
-    """A config string (an environment variable, say) as the field's type."""
-    if kind == "int":
-        return int(value)
-    if kind == "t.Optional[int]":
-        return None if value.strip().lower() in ("", "none") else int(value)
-    if kind == "t.Optional[str]":
-        return value or None
-    if kind == "bool":
-        word = value.strip().lower()
-        if word in ("1", "true", "yes", "on"):
-            return True
-        if word in ("0", "false", "no", "off", ""):
-            return False
-        raise ValueError(f"not a boolean: {value!r}")
-    return value
+def _did_you_mean(name: str, known: t.Iterable[str], prefix: str = "") -> str:
+    """`` (did you mean MM7_BASIC_AUTH?)``: the closest known name, compared without the
+    prefix all of them share (which would make every name look alike)."""
+    names = {item[len(prefix) :]: item for item in known}
+    close = difflib.get_close_matches(name[len(prefix) :], list(names), n=1)
+    return f" (did you mean {names[close[0]]}?)" if close else " (not a flask-mm7 setting)"
+
+
+#: the defaults, for the modules that need one of them without a Settings at hand
+DEFAULTS = Settings()
+
+
+# ---------------------------------------------------------------------------- the README table
+
+
+def show_default(field: dataclasses.Field[t.Any]) -> str:
+    """README's text for a field's default: ``64 MiB``, ``256``, ```"/mm7"```, ```None```."""
+    shown: str | None = field.metadata["shown"]
+    default: t.Any = field.default
+    if shown is not None:
+        return shown
+    if field.metadata["convert"] is size:
+        for unit, factor in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+            if default % factor == 0:
+                return f"{default // factor} {unit}"
+    if isinstance(default, str):
+        return f'`"{default}"`'
+    if default is None or isinstance(default, bool):
+        return f"`{default}`"
+    return str(default)
+
+
+def markdown_table() -> str:
+    """README's Configuration table, one row per option."""
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for field in dataclasses.fields(Settings):
+        key = PREFIX + field.name.upper()
+        lines.append(f"| `{key}` | {show_default(field)} | {field.metadata['meaning']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _document() -> None:
+    """Append the table to :class:`Settings`' docstring, so ``help(Settings)`` shows it."""
+    rows = [
+        f"- ``{field.name}`` ({show_default(field).strip('`')}): {field.metadata['meaning']}"
+        + ("" if field.metadata["meaning"].endswith(".") else ".")
+        for field in dataclasses.fields(Settings)
+    ]
+    if Settings.__doc__ is not None:  # None under python -OO
+        Settings.__doc__ = f"{Settings.__doc__}\n    Options:\n\n    " + "\n    ".join(rows) + "\n"
+
+
+_document()

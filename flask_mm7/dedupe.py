@@ -37,6 +37,8 @@ import time
 import typing as t
 import weakref
 
+from .config import DEFAULTS
+
 #: the key is free: call the handler, then :meth:`DedupeStore.complete` or ``release``
 NEW = "new"
 #: another request holds the key and has not answered yet
@@ -186,9 +188,9 @@ class MemoryStore:
     def __init__(
         self,
         *,
-        ttl: float = 86400,
-        max_entries: int = 100_000,
-        claim_timeout: float = 300,
+        ttl: float = DEFAULTS.dedupe_ttl,
+        max_entries: int = DEFAULTS.dedupe_max_entries,
+        claim_timeout: float = DEFAULTS.dedupe_claim_timeout,
         clock: t.Callable[[], float] = time.monotonic,
     ) -> None:
         self.ttl = ttl
@@ -338,9 +340,9 @@ class SQLiteStore:
         self,
         path: str,
         *,
-        ttl: float = 86400,
-        claim_timeout: float = 300,
-        lease: float = 10,
+        ttl: float = DEFAULTS.dedupe_ttl,
+        claim_timeout: float = DEFAULTS.dedupe_claim_timeout,
+        lease: float = DEFAULTS.dedupe_lease,
         timeout: float = 10.0,
         clock: t.Callable[[], float] = time.time,
     ) -> None:

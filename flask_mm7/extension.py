@@ -65,16 +65,10 @@ class MM7(HandlerRegistry):
     def init_app(self, app: Flask) -> None:
         """Install the receiver on ``app``.
 
-        Reads these config keys once (defaults in parentheses): ``MM7_PATH`` ("/mm7"),
-        ``MM7_MAX_CONTENT_LENGTH`` (64 MiB), ``MM7_MAX_PARTS`` (256), ``MM7_MAX_DEPTH`` (4),
-        ``MM7_MAX_PART_HEADER_SIZE`` (16 KiB), ``MM7_MAX_SOAP_SIZE`` (256 KiB),
-        ``MM7_MAX_XML_DEPTH`` (64), ``MM7_SPOOL_THRESHOLD`` (512 KiB), ``MM7_SPOOL_DIR`` (None),
-        ``MM7_BASIC_AUTH`` (None; ``"user:pass,user2:pass2"``), ``MM7_AUTH_REALM`` ("MM7"),
-        ``MM7_ALLOWED_IPS`` (None; ``"203.0.113.0/24,::1"``), ``MM7_ALLOW_ANONYMOUS`` (False),
-        ``MM7_DEDUPE`` (None; ``"memory"`` or ``"sqlite:///path.db"``), ``MM7_DEDUPE_TTL``
-        (86400), ``MM7_DEDUPE_MAX_ENTRIES`` (100000), ``MM7_DEDUPE_CLAIM_TIMEOUT`` (300),
-        ``MM7_MAX_CONCURRENCY`` (None), ``MM7_RETRY_AFTER`` (5). Strings are accepted for every
-        key, so values can come straight from environment variables.
+        Reads the ``MM7_*`` config keys once; README's Configuration table lists them with
+        their defaults and meanings. Strings are accepted for every key, so values can come
+        straight from environment variables; a bad value raises ValueError naming its key, and
+        an unknown ``MM7_*`` key is logged as a warning naming the closest known one.
 
         Behind a reverse proxy, wrap ProxyFix *after* this call so it sits outside the
         receiver: ``app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)``.

@@ -49,6 +49,7 @@ from __future__ import annotations
 import re
 import typing as t
 
+from .config import DEFAULTS
 from .errors import IncompleteBody, LimitExceeded, MalformedRequest
 from .headers import parse_options
 
@@ -232,9 +233,9 @@ class MultipartDecoder:
         self,
         boundary: bytes,
         *,
-        max_parts: int = 256,
-        max_depth: int = 4,
-        max_header_size: int = 16384,
+        max_parts: int = DEFAULTS.max_parts,
+        max_depth: int = DEFAULTS.max_depth,
+        max_header_size: int = DEFAULTS.max_part_header_size,
     ) -> None:
         if not boundary or len(boundary) > 256:
             # RFC 2046 allows 70 bytes; real ones are shorter. Refusing absurd ones keeps the

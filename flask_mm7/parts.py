@@ -24,6 +24,7 @@ import urllib.parse
 from werkzeug.http import dump_options_header
 
 from .attachments import Attachment, strip_id
+from .config import DEFAULTS
 from .errors import LimitExceeded, MalformedRequest, MM7Error
 from .headers import is_xml_type, parse_options
 from .logs import get_logger
@@ -40,20 +41,20 @@ class Limits:
     """Bounds on what one request body may hold (see :class:`flask_mm7.config.Settings`)."""
 
     #: most MIME parts in the body, nested containers included
-    max_parts: int = 256
+    max_parts: int = DEFAULTS.max_parts
     #: most levels of multipart nesting, the body's own level included
-    max_depth: int = 4
+    max_depth: int = DEFAULTS.max_depth
     #: most bytes in one part's header block
-    max_part_header_size: int = 16384
+    max_part_header_size: int = DEFAULTS.max_part_header_size
     #: most bytes in the SOAP (root) part
-    max_soap_size: int = 262144
+    max_soap_size: int = DEFAULTS.max_soap_size
     #: parts larger than this many bytes are spooled to a temporary file ...
-    spool_threshold: int = 524288
+    spool_threshold: int = DEFAULTS.spool_threshold
     #: ... unless the whole body is known (Content-Length) to be at most this many bytes:
     #: then it is parsed in memory, which is several times faster
-    max_memory_body_size: int = 8 * 1024 * 1024
+    max_memory_body_size: int = DEFAULTS.max_memory_body_size
     #: directory for spooled parts (None: the system's temporary directory)
-    spool_dir: str | None = None
+    spool_dir: str | None = DEFAULTS.spool_dir
     #: bytes read from the stream at a time (a body too large to keep in memory is read and
     #: spooled in chunks this size: 256 KiB rather than 64 KiB takes a 50 MB delivery from
     #: 58 to 51 ms, a quarter of the per-chunk work, for ~0.5 MiB more peak memory)

@@ -163,7 +163,7 @@ def test_cap_from_flask_config() -> None:
         holder.join(10)
 
 
-@pytest.mark.parametrize("value", [0, -1, True, 1.5, "2"])
+@pytest.mark.parametrize("value", [0, -1, True, 1.5, "two"])
 def test_invalid_cap_fails_at_setup(value: t.Any) -> None:
     with pytest.raises(ValueError):
         Settings(max_concurrency=value)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from flask_mm7.config import Settings
+from flask_mm7.config import Settings, markdown_table
 
 ROOT = pathlib.Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
@@ -35,9 +35,20 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert "test-command" in ci  # .ci/run extracts and runs this very line
 
 
-def test_every_setting_is_in_the_configuration_table() -> None:
+def test_the_configuration_table_is_the_generated_one() -> None:
+    """README's table is :func:`flask_mm7.config.markdown_table`, row for row (paste the
+    generated table over README's when a setting changes)."""
+    table = markdown_table()
+    assert table in README, table
     documented = set(re.findall(r"^\| `(MM7_[A-Z_]+)` \|", README, re.M))
     assert documented == set(Settings.config_defaults())
+
+
+def test_no_other_page_repeats_the_configuration_table() -> None:
+    """The settings table lives in README alone: docs/ link to it instead of keeping rows."""
+    for path in [ROOT / "SECURITY.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        rows = re.findall(r"^\| `(MM7_[A-Z_]+)` \|", path.read_text(), re.M)
+        assert rows == [], path.name
 
 
 def _receiver_snippet() -> str:
