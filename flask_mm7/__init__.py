@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typing as t
 
-from .attachments import Attachment
+from .attachments import Attachment, AttachmentReleased
 from .errors import MM7Error
 from .messages import Address, DeliverRequest, DeliveryReport, ReadReply
 from .middleware import MM7Middleware
@@ -28,6 +28,7 @@ __all__ = [
     "ReadReply",
     "Address",
     "Attachment",
+    "AttachmentReleased",
     "HandlerResult",
 ]
 

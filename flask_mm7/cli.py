@@ -427,10 +427,8 @@ def _describe(error: BaseException) -> str:
 
 def _flask_app(ctx: click.Context) -> Flask | None:
     """The app of the ``flask`` command this runs under, or None (the ``mm7`` script)."""
-    try:
-        from flask.cli import ScriptInfo
-    except ImportError:  # pragma: no cover
-        return None
+    from flask.cli import ScriptInfo
+
     info = ctx.find_object(ScriptInfo)
     return None if info is None else info.load_app()
 
@@ -443,7 +441,7 @@ def _post_in_process(
     from . import auth
     from .extension import MM7
 
-    if "mm7.middleware" not in app.extensions:
+    if "mm7" not in app.extensions:
         raise click.UsageError("the app has no MM7 receiver: call MM7(app) or init_app(app)")
     settings = MM7.settings_for(app)
     credentials = auth.parse_credentials(settings.basic_auth)

@@ -19,29 +19,62 @@ protection, login hooks or HTML error pages; handlers run inside ``app.app_conte
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
 import typing as t
 
-from flask import Flask
+from flask import Flask, got_request_exception
 
+from . import cli, signals
 from .config import Settings
 from .middleware import MM7Middleware
-from .receiver import Handler, HandlerRegistry
+from .outcome import Outcome
+from .receiver import Handler, HandlerRegistry, HandlerResult
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from .messages import Message
 
 
 class FlaskMM7Middleware(MM7Middleware):
-    """The middleware for one Flask app: each handler call runs in that app's context."""
+    """The middleware for one Flask app: each handler call runs in that app's context, and
+    the signals of :mod:`flask_mm7.signals` are sent with the app as sender."""
 
     def __init__(self, flask_app: Flask, **kwargs: t.Any) -> None:
         super().__init__(flask_app.wsgi_app, **kwargs)
         self.flask_app = flask_app
 
-    def call_handler(self, handler: Handler, message: Message) -> t.Any:
+    def call_handler(self, handler: Handler, message: Message) -> HandlerResult:
         with self.flask_app.app_context():
+            signals.message_received.send(self.flask_app, message=message)
             return handler(message)
+
+    def handler_failed(self, message: Message, exception: Exception) -> None:
+        with self.flask_app.app_context():
+            signals.handler_failed.send(self.flask_app, message=message, exception=exception)
+            got_request_exception.send(self.flask_app, exception=exception)
+
+    def answered(self, message: Message, outcome: Outcome) -> None:
+        with self.flask_app.app_context():
+            signals.message_answered.send(
+                self.flask_app,
+                message=message,
+                status_code=outcome.status_code,
+                status_text=outcome.status_text,
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class MM7State:
+    """What one app's receiver is: ``app.extensions["mm7"]``."""
+
+    #: the extension the app was set up with (one may serve several apps)
+    extension: MM7
+    #: the WSGI middleware installed as ``app.wsgi_app``
+    middleware: FlaskMM7Middleware
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the app's receiver runs with."""
+        return self.middleware.settings
 
 
 class MM7(HandlerRegistry):
@@ -85,16 +118,11 @@ class MM7(HandlerRegistry):
         settings = Settings.from_mapping(app.config, **self._options)
         middleware = FlaskMM7Middleware(app, settings=settings, handlers=self.handlers)
         app.wsgi_app = middleware  # type: ignore[method-assign]
-        app.extensions["mm7"] = self
-        app.extensions["mm7.middleware"] = middleware
-        try:  # imported late: click only matters for the CLI
-            cli = importlib.import_module("flask_mm7.cli")
-        except ImportError:  # pragma: no cover
-            return
+        app.extensions["mm7"] = MM7State(self, middleware)
         app.cli.add_command(cli.mm7)
 
     @staticmethod
     def settings_for(app: Flask) -> Settings:
         """The settings the receiver of ``app`` runs with."""
-        middleware: FlaskMM7Middleware = app.extensions["mm7.middleware"]
-        return middleware.settings
+        state: MM7State = app.extensions["mm7"]
+        return state.settings

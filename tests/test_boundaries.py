@@ -43,6 +43,7 @@ def test_public_names() -> None:
             "ReadReply",
             "Address",
             "Attachment",
+            "AttachmentReleased",
             "HandlerResult",
         ]
     )

@@ -396,7 +396,7 @@ def test_dedupe_from_flask_config(tmp_path: t.Any) -> None:
     for _ in range(2):
         assert client.post("/mm7", data=body, content_type=content_type).status_code == 200
     assert len(calls) == 1
-    middleware = app.extensions["mm7.middleware"]
+    middleware = app.extensions["mm7"].middleware
     assert isinstance(middleware.dedupe, SQLiteStore)
     assert middleware.dedupe.ttl == 3600
     assert middleware.dedupe.lease == 3

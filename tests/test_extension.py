@@ -40,7 +40,7 @@ def test_app_factory_with_handlers_registered_before_and_after_init_app() -> Non
     assert _post(second, "/two/mm7").status_code == 200
     assert _post(first, "/two/mm7").status_code == 404  # each app has its own path
     assert seen == ["one:TID-1:in-context", "two:TID-1:in-context"]
-    assert first.extensions["mm7"] is mm7 and second.extensions["mm7"] is mm7
+    assert first.extensions["mm7"].extension is mm7 and second.extensions["mm7"].extension is mm7
     assert mm7.handlers["ReadReplyReq"] is read_reply
     assert deliver.__name__ == "deliver"  # decorators return the function unchanged
 
@@ -53,7 +53,7 @@ def test_config_defaults_are_visible_and_overrides_win() -> None:
     assert (settings.path, settings.max_parts, settings.max_depth) == ("/mm7", 12, 3)
     assert app.config["MM7_SPOOL_THRESHOLD"] == Settings().spool_threshold
     assert app.config["MM7_PATH"] == "/mm7"
-    assert isinstance(app.extensions["mm7.middleware"], MM7Middleware)
+    assert isinstance(app.extensions["mm7"].middleware, MM7Middleware)
     assert mm7.handlers == {}
 
 

@@ -21,7 +21,7 @@ KINDS = ["middleware", "extension"]
 
 def middleware_of(harness: Harness) -> MM7Middleware:
     if harness.flask_app is not None:
-        return t.cast(MM7Middleware, harness.flask_app.extensions["mm7.middleware"])
+        return t.cast(MM7Middleware, harness.flask_app.extensions["mm7"].middleware)
     return t.cast(MM7Middleware, harness.receiver)
 
 

@@ -9,6 +9,7 @@ import quopri
 import pytest
 from helpers import SEED_CONTENT_TYPE, multipart, seed_body
 
+from flask_mm7.attachments import AttachmentReleased
 from flask_mm7.errors import LimitExceeded, MalformedRequest
 from flask_mm7.parts import Limits, read_mime
 
@@ -160,14 +161,29 @@ def test_large_parts_spool_to_disk(tmp_path: object) -> None:
     body = _root_and([(["Content-Type: video/3gpp"], payload), ([], b"small")])
     mime = _read(body, "multipart/related; boundary=b", chunk_size=512, spool_threshold=1024)
     big, small = mime.parts
-    assert big._file is not None and small._file is None
+    assert not isinstance(big.stream, io.BytesIO) and isinstance(small.stream, io.BytesIO)
     assert big.read() == payload and big.size == 5000
     out = io.BytesIO()
     big.save(out)
     assert out.getvalue() == payload
-    handle = big._file
+    spool = mime._spool.file
+    assert spool is not None and not spool.closed
     mime.close()
-    assert handle.closed
+    assert spool.closed
+
+
+@pytest.mark.parametrize("where", ["memory", "spooled"])
+def test_an_attachment_read_after_its_request_says_it_was_released(where: str) -> None:
+    payload = b"z" * 5000
+    body = _root_and([(["Content-Type: text/plain"], payload)])
+    threshold = 1024 if where == "spooled" else 1 << 20
+    mime = _read(body, "multipart/related; boundary=b", chunk_size=512, spool_threshold=threshold)
+    (part,) = mime.parts
+    mime.close()
+    for read in (part.read, part.getvalue, lambda: part.text, lambda: part.save(io.BytesIO())):
+        with pytest.raises(AttachmentReleased, match="released when its request ended"):
+            read()
+    assert part.size == 5000 and part.mimetype == "text/plain"  # its description stays
 
 
 def test_spooled_files_are_closed_when_parsing_fails(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -249,21 +265,19 @@ def test_start_and_href_match_ignoring_case_and_percent_encoding() -> None:
 
 
 def test_parts_read_or_spooled_cannot_be_read_after_close() -> None:
-    """A spooled part, or one whose whole content was read, fails to read after close()."""
+    """A spooled part, one whose whole content was read, and one never read: after close()
+    each says it was released (ValueError, as a closed file does)."""
     body = read_mime(
         io.BytesIO(seed_body(b"\r\n")), SEED_CONTENT_TYPE, limits=Limits(spool_threshold=10)
     )
     small = read_mime(io.BytesIO(seed_body(b"\r\n")), SEED_CONTENT_TYPE)
-    spooled = [p for p in body.parts if p._file is not None]
+    spooled = [p for p in body.parts if not isinstance(p.stream, io.BytesIO)]
     assert spooled
-    read_whole = small.parts[0]
+    read_whole, never_read = small.parts[0], small.parts[1]
     assert read_whole.read()
     body.close()
     small.close()
-    for part in [*spooled, read_whole]:
-        assert part.stream.closed
-        for read in (part.read, lambda p=part: p.read(5)):
-            with pytest.raises(ValueError):
+    for part in [*spooled, read_whole, never_read]:
+        for read in (part.read, lambda p=part: p.read(5), part.getvalue, lambda p=part: p.stream):
+            with pytest.raises(ValueError, match="released"):
                 read()
-    with pytest.raises(ValueError):
-        spooled[0].getvalue()
