@@ -15,10 +15,11 @@ from xml.etree.ElementTree import Element
 import defusedxml.ElementTree as DefusedET
 import pytest
 from defusedxml import DefusedXmlException
+from helpers import parse_reply
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flask_mm7 import soap, xmltree
+from flask_mm7 import soap, testing, xmltree
 from flask_mm7.errors import MalformedRequest
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -190,3 +191,44 @@ def test_both_refuse_the_same_dtd_and_entity_attacks(
         xmltree.fromstring(data)
     with pytest.raises(MalformedRequest):
         soap.read_envelope(data)
+
+
+words = st.text(alphabet="AZaz09 -_.<>&\"'é€", min_size=1, max_size=20).map(str.strip).filter(bool)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from([*OPERATIONS, "Fault"]),
+    words,
+    st.sampled_from(NAMESPACES),
+    st.integers(1000, 4999),
+    words,
+)
+def test_the_tests_reply_reader_and_the_public_one_agree(
+    operation: str, tid: str, namespace: str, code: int, text: str
+) -> None:
+    """tests/helpers.parse_reply (a plain defusedxml walk) and flask_mm7.testing.parse_reply
+    read the same fields from every reply the library writes."""
+    if operation == "Fault":
+        body = soap.write_fault(
+            fault_code="Server", fault_string=text, status_code=code, status_text=text,
+            transaction_id=tid, namespace=namespace, mm7_version="6.8.0",
+        )  # fmt: skip
+    else:
+        body = soap.write_response(
+            operation, transaction_id=tid, namespace=namespace, mm7_version="6.8.0",
+            status_code=code, status_text=text,
+        )  # fmt: skip
+    plain = parse_reply(body)
+    public = testing.parse_reply(200, {}, body)
+    assert public.error is None
+    assert (plain["operation"], plain["namespace"], plain["TransactionID"]) == (
+        public.operation, public.namespace, public.transaction_id,
+    )  # fmt: skip
+    assert (plain["StatusCode"], plain["StatusText"], plain["MM7Version"]) == (
+        str(public.status_code), public.status_text, public.mm7_version,
+    )  # fmt: skip
+    assert (plain.get("faultcode"), plain.get("faultstring")) == (
+        public.fault_code, public.fault_string,
+    )  # fmt: skip
+    assert (plain["TransactionID"], plain["StatusText"]) == (tid, text)
