@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pathlib
 import random
@@ -76,6 +77,41 @@ def envelope(
 Part = t.Tuple[t.Sequence[str], bytes]
 
 
+class CountingInput(io.BytesIO):
+    """``wsgi.input`` over bytes that counts what the app read; optionally trickles or breaks.
+
+    :param max_read: ``read`` returns at most this many bytes a call (a slow socket).
+    :param fail_after: ``read`` raises ConnectionResetError once this many bytes were read
+        (a peer that went away mid-body).
+    """
+
+    def __init__(
+        self, data: bytes = b"", *, max_read: int | None = None, fail_after: int | None = None
+    ) -> None:
+        super().__init__(data)
+        self.bytes_read = 0
+        self._max_read = max_read
+        self._fail_after = fail_after
+
+    def read(self, size: int | None = -1) -> bytes:
+        size = -1 if size is None else size
+        if self._fail_after is not None and self.bytes_read >= self._fail_after:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        if self._max_read is not None:
+            size = self._max_read if size < 0 else min(size, self._max_read)
+        if self._fail_after is not None:
+            left = self._fail_after - self.bytes_read
+            size = left if size < 0 else min(size, left)
+        data = super().read(size)
+        self.bytes_read += len(data)
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        data = super().readline(size)
+        self.bytes_read += len(data)
+        return data
+
+
 def multipart(
     parts: t.Sequence[Part],
     boundary: str = "BOUNDARY",
@@ -129,16 +165,33 @@ def mm7_body(
     return body, f'multipart/related; type="text/xml"; start="<soap-start>"; boundary="{boundary}"'
 
 
-def parse_reply(body: bytes) -> dict[str, str | None]:
-    """The interesting fields of a reply envelope, by local name (defused parse)."""
+def parse_reply(body: bytes, *, trimmed: bool = True) -> dict[str, str | None]:
+    """A reply envelope's fields, read with defusedxml (no DTD, no entities).
+
+    Every element's text by local name (the first of a name wins; trimmed, "" as None, unless
+    ``trimmed`` is False: then exactly as the parser reads it), plus ``operation``: the Body's
+    element (``DeliverRsp``, ``Fault``, ...), and ``namespace``: the MM7 namespace (for a
+    Fault, that of its detail's element). Asserts that the body is a SOAP 1.1 Envelope.
+    The tests' one reply reader: independent of :func:`flask_mm7.testing.parse_reply`, whose
+    own tests compare the two.
+    """
     root = DefusedET.fromstring(body, forbid_dtd=True)
+    assert root.tag == f"{{{SOAP}}}Envelope", root.tag
     found: dict[str, str | None] = {}
     for element in root.iter():
-        name = element.tag.rpartition("}")[2]
-        found.setdefault(name, (element.text or "").strip() or None)
-        if name in ("DeliverRsp", "DeliveryReportRsp", "ReadReplyRsp", "VASPErrorRsp", "Fault"):
-            found["operation"] = name
-            found["namespace"] = element.tag[1:].partition("}")[0] if "}" in element.tag else None
+        if isinstance(element.tag, str):
+            text = element.text
+            found.setdefault(
+                element.tag.rpartition("}")[2], (text or "").strip() or None if trimmed else text
+            )
+    body_element = next((e for e in root if e.tag == f"{{{SOAP}}}Body"), None)
+    operation = next(iter(body_element), None) if body_element is not None else None
+    found["operation"] = operation.tag.rpartition("}")[2] if operation is not None else None
+    if found["operation"] == "Fault":
+        detail = next((e for e in operation if e.tag.rpartition("}")[2] == "detail"), None)  # type: ignore[union-attr]
+        operation = next(iter(detail), None) if detail is not None else None
+    tag = operation.tag if operation is not None else ""
+    found["namespace"] = tag[1:].partition("}")[0] if tag.startswith("{") else None
     return found
 
 

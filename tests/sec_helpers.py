@@ -1,31 +1,14 @@
-"""Helpers for the security tests: an input stream that counts what was read, fault reading."""
+"""Helpers for the security tests: posting a stream as the body, fault reading."""
 
 from __future__ import annotations
 
-import io
 import typing as t
 
 from conftest import Harness
-from helpers import parse_reply
+from helpers import CountingInput, parse_reply
 from werkzeug.test import TestResponse
 
-
-class CountingInput(io.BytesIO):
-    """``wsgi.input`` that records how many bytes the app read."""
-
-    def __init__(self, data: bytes = b"") -> None:
-        super().__init__(data)
-        self.bytes_read = 0
-
-    def read(self, size: int | None = -1) -> bytes:
-        data = super().read(size)
-        self.bytes_read += len(data)
-        return data
-
-    def readline(self, size: int | None = -1) -> bytes:
-        data = super().readline(size)
-        self.bytes_read += len(data)
-        return data
+__all__ = ["CountingInput", "fault", "post_stream"]
 
 
 def post_stream(

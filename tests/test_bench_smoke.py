@@ -7,6 +7,7 @@ parser lands) are printed "n/a", so this passes with only the test extras instal
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -30,15 +31,60 @@ def test_bodies_are_deterministic_and_well_framed() -> None:
         assert parse_bytes(BY_NAME["email"], a.data, a.content_type) == a.expected
 
 
+#: a measured duration, e.g. ``113.3 µs (2)``: the median and its repetition count
+_TIME = re.compile(r"^([0-9][0-9,]*(?:\.[0-9]+)?) (ns|µs|ms|s) \(([0-9]+)\)$")
+#: a ratio pair, e.g. ``6.98× · n/a``: to the floor, to multipart (n/a without it)
+_RATIOS = re.compile(r"^([0-9]+\.[0-9]+)× · (?:([0-9]+\.[0-9]+)×|n/a)$")
+
+
+def table(text: str, heading: str) -> dict[str, dict[str, str]]:
+    """The Markdown table under ``## heading``: {first cell: {column: cell}}."""
+    section = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in rows[0].strip("|").split("|")]
+    found = {}
+    for line in rows[2:]:  # after the header and its --- line
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        found[cells[0]] = dict(zip(header[1:], cells[1:]))
+    return found
+
+
 def test_smoke_run_writes_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.contenders import CONTENDERS
+
     assert bench_run.main(["--smoke", "--no-http", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
-    assert "## Targets" in text
-    assert "| floor " in text
-    assert "What each optimisation bought" in text
-    for name in ("floor", "email"):  # always available: stdlib only
-        assert f"error, {name}" not in text
     assert "wrong parts" not in text
-    out = capsys.readouterr().out
-    assert "Parser: ratios" in out
     assert not os.path.exists(tmp_path / "bench")
+    assert "Parser: ratios" in capsys.readouterr().out
+    times = table(text, "Parser: median time per body")
+    ratios = table(text, "Parser: ratios (time / floor · time / multipart)")
+    sizes = list(times["body size"].values())
+    assert len(sizes) == 5 and all(re.fullmatch(r"[1-9][0-9,]* B", size) for size in sizes)
+    installed = {c.name for c in CONTENDERS if c.available()}
+    assert {"floor", "email", "werkzeug", "ours"} <= installed  # stdlib and the test extras
+    for contender in CONTENDERS:
+        cells, ratio_cells = times[contender.name], ratios[contender.name]
+        assert list(cells) == list(times["body size"]) == list(ratio_cells)
+        if contender.name not in installed:
+            assert set(cells.values()) == set(ratio_cells.values()) == {"n/a"}
+            continue
+        for size, cell in cells.items():
+            measured = _TIME.match(cell)
+            assert measured, (contender.name, size, cell)
+            assert float(measured.group(1).replace(",", "")) > 0 and int(measured.group(3)) > 0
+            ratio = _RATIOS.match(ratio_cells[size])
+            assert ratio, (contender.name, size, ratio_cells[size])
+            assert float(ratio.group(1)) > 0
+            assert (ratio.group(2) is not None) == ("multipart" in installed)
+        if contender.name == "floor":
+            assert {c.split(" · ")[0] for c in ratio_cells.values()} == {"1.00×"}
+    soap_rows = table(text, "SOAP envelope (root part of every body)")
+    assert soap_rows and all(
+        re.fullmatch(r"[0-9.]+ (ns|µs|ms)", row["median"]) for row in soap_rows.values()
+    )
+    targets = table(text, "Targets")
+    # the targets whose contenders are always there carry a number and a verdict
+    for what in ("parse typical: ours / floor", "SOAP parse+extract: ours / defusedxml.fromstring"):
+        assert re.fullmatch(r"[0-9]+\.[0-9]+×", targets[what]["measured"]), targets[what]
+        assert targets[what][""] in ("ok", "MISS")

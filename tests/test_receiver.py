@@ -122,7 +122,7 @@ def test_handler_asking_for_a_retry_gets_500_fault(receiver: Harness, code: int)
     response = receiver.post(*mm7_body())
     reply = parse_reply(response.data)
     assert response.status_code == 500
-    assert reply["operation"] == "VASPErrorRsp"
+    assert reply["operation"] == "Fault" and "VASPErrorRsp" in reply
     assert reply["faultcode"] == "soap-env:Server"
     assert reply["StatusCode"] == str(code)
     assert reply["TransactionID"] == "TID-1"

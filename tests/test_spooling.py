@@ -245,20 +245,6 @@ def test_nothing_left_when_the_body_is_malformed_after_a_spooled_part(
     assert_clean(spool, before)
 
 
-class BreakingInput(CountingInput):
-    """Delivers ``cut`` bytes, then fails like a reset connection."""
-
-    def __init__(self, data: bytes, cut: int) -> None:
-        super().__init__(data)
-        self.cut = cut
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self.bytes_read >= self.cut:
-            raise ConnectionResetError("peer went away")
-        size = self.cut - self.bytes_read if size is None or size < 0 else size
-        return super().read(min(size, self.cut - self.bytes_read))
-
-
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("how", ["disconnect", "short-body", "chunked-over-limit"])
 def test_nothing_left_when_the_body_stops_after_a_spooled_part(
@@ -274,7 +260,7 @@ def test_nothing_left_when_the_body_stops_after_a_spooled_part(
     )
     before = open_handle_count()
     if how == "disconnect":
-        stream: CountingInput = BreakingInput(body, cut)
+        stream = CountingInput(body, fail_after=cut)
         response = post_stream(harness, stream, content_type, content_length=len(body))
         expected = 400
     elif how == "short-body":
