@@ -7,7 +7,7 @@ Claim, renewal, completion and release are Lua scripts, each atomic on the serve
 last three act only when the record still carries the caller's token: a claim that was taken
 over is never completed or released by its old holder. The hash's PEXPIRE follows its latest
 record (the lease of a claim, the TTL of an answer), so Redis forgets a key on its own. Works
-with Redis Cluster too (each script touches one key).
+with Redis Cluster as far as keys go (each script touches one key).
 """
 
 from __future__ import annotations
