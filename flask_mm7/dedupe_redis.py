@@ -6,8 +6,8 @@ its value a small JSON record (token, answered or not, status, holder, claimed a
 Claim, renewal, completion and release are Lua scripts, each atomic on the server, and the
 last three act only when the record still carries the caller's token: a claim that was taken
 over is never completed or released by its old holder. The hash's PEXPIRE follows its latest
-record (the lease of a claim, the TTL of an answer), so Redis forgets a key on its own. Works
-with Redis Cluster as far as keys go (each script touches one key).
+record (the lease of a claim, the TTL of an answer), so Redis forgets a key on its own. Each
+script touches one key only, as Redis Cluster requires.
 """
 
 from __future__ import annotations

@@ -304,6 +304,8 @@ def run(tmp_path: pathlib.Path, redis_url: str, dedupe_url: str) -> Result:
         if i - 3 in twice:
             order.append(i - 3)
     order += [i for i in twice if i >= MESSAGES - 3]
+    for i in range(MESSAGES):  # built once, before the threads: both copies are the same bytes
+        message(i)
     started = time.monotonic()
     try:
         for host in hosts:
@@ -405,7 +407,9 @@ def check(result: Result) -> None:
     # the second copies were answered by the shared dedupe store, not by the handler again;
     # the handler saw a message twice only when its first answer died with its host
     assert result.queued_again <= lost
-    assert result.left_in_spool <= lost
+    # a copy saved again is removed when its job had finished; one that raced the worker's
+    # last step may stay
+    assert result.left_in_spool <= result.queued_again
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ Run it (see README.md beside this file)::
 from __future__ import annotations
 
 import os
+import shutil
 
 import redis
 from flask import Flask
@@ -41,13 +42,17 @@ queue = Queue("mm7", connection=redis.Redis.from_url(REDIS_URL))
 @mm7.on_deliver
 def deliver(msg: DeliverRequest) -> tuple[int, str]:
     path = handoff.save(msg, SPOOL)  # on disk, flushed, before anything is enqueued
+    job_id = f"mm7-{path.name}"
     try:
         queue.enqueue(
-            "tasks.process", str(path), job_id=f"mm7-{path.name}", unique=True,
+            "tasks.process", str(path), job_id=job_id, unique=True,
             result_ttl=KEEP, failure_ttl=KEEP,
         )  # fmt: skip
     except DuplicateJobError:  # handed off before, by a request whose answer was lost
         app.logger.warning("MM7 %s: handed off before; not queued again", msg.transaction_id)
+        job = queue.fetch_job(job_id)
+        if job is not None and job.is_finished:
+            shutil.rmtree(path, ignore_errors=True)  # processed already: this copy is not needed
     return 1000, "Queued"
 
 
