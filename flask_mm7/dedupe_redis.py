@@ -53,15 +53,15 @@ local function touch(now)
 end
 """
 
-# ARGV: digest, token, holder, now, lease, ttl, claim timeout, token of a dead holder's claim
-# to take over (or ''). Returns {'new', reused} or {'busy'/'done', the record's JSON}.
+# ARGV: digest, token, holder, now, lease, claim timeout, token of a dead holder's claim to take
+# over (or ''). Returns {'new', reused} or {'busy'/'done', the record's JSON}.
 _CLAIM = (
     _COMMON
     + """
 local digest, now = ARGV[1], tonumber(ARGV[4])
-local live = alive(now, tonumber(ARGV[7]))
+local live = alive(now, tonumber(ARGV[6]))
 local mine = live[digest]
-if mine and not (mine.done == 0 and mine.token == ARGV[8]) then
+if mine and not (mine.done == 0 and mine.token == ARGV[7]) then
   return {mine.done == 1 and 'done' or 'busy', cjson.encode(mine)}
 end
 local reused = 0
@@ -191,7 +191,7 @@ class RedisStore(LeaseHolder):
         for _ in range(2):
             now = self._clock()
             args: list[str | int] = [digest, token, holder_id(), _ms(now), _ms(self.lease)]
-            args += [_ms(self.ttl), _ms(self.claim_timeout), takeover]
+            args += [_ms(self.claim_timeout), takeover]
             state, value = self._claim(keys=[self._key(key)], args=args)
             if state == b"new":
                 self._hold(token, key, digest, now)

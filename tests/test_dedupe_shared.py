@@ -321,3 +321,38 @@ def test_the_core_works_without_the_extras() -> None:
         [sys.executable, "-c", NO_EXTRAS], env=ENV, capture_output=True, text=True, timeout=60
     )
     assert done.stdout.strip() == "ok", done.stderr
+
+
+# ------------------------------------------------------------------------- housekeeping
+
+
+def test_redis_forgets_a_key_on_its_own(redis_url: str) -> None:
+    from flask_mm7.dedupe_redis import RedisStore
+
+    store = RedisStore(redis_url, prefix=f"t{uuid.uuid4().hex[:12]}:", ttl=0.6, lease=0.3)
+    key = store.prefix + "k"
+    claim = store.claim("k", "d")
+    assert 0 < store.client.pttl(key) <= 300  # a claim lives as long as its lease
+    store.complete("k", claim.token, 1000, "ok")
+    assert 300 < store.client.pttl(key) <= 600  # an answer as long as the TTL
+    assert wait_for(lambda: not store.client.exists(key), 3) > 0.3
+    store.close()
+
+
+def test_sql_store_purges_expired_rows(postgres_url: str) -> None:
+    import sqlalchemy as sa
+
+    from flask_mm7.dedupe_sql import SQLStore
+
+    clock = Clock()
+    store = SQLStore(postgres_url, table=f"t{uuid.uuid4().hex[:12]}", ttl=100, clock=clock)
+    store.purge_interval = 0
+    store.complete("old", store.claim("old", "d").token, 1000, "ok")
+    store.claim("stuck", "d")
+    store._stop.set()  # the stuck claim is no longer renewed
+    clock.now += 101
+    store.claim("new", "d")
+    with store.engine.connect() as db:
+        keys = db.execute(sa.select(store.table.c.msg_key)).scalars().all()
+    assert keys == ["new"]
+    store.close()
