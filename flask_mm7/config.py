@@ -278,8 +278,11 @@ class Settings:
         dedupe_spec,
         "remember acknowledged transactions so a relay's retry is not delivered twice:"
         ' `"memory"` (this process), `"sqlite:///relative/path.db"` or'
-        ' `"sqlite:////absolute/path.db"` (shared by all worker processes on the host), or a'
-        ' store object. `None` (or `""`, `"none"`, `"off"`) turns it off',
+        ' `"sqlite:////absolute/path.db"` (shared by all worker processes on the host), a Redis'
+        ' URL (`"redis://host:6379/0"`, `rediss://`, `unix://`; extra `[redis]`) or a'
+        ' SQLAlchemy URL (`"postgresql+psycopg://user:pw@host/db"`; extra `[sql]`) shared by'
+        " every host (see [More than one host](#more-than-one-host)), or a store object."
+        ' `None` (or `""`, `"none"`, `"off"`) turns it off',
     )
     dedupe_ttl: int = option(
         86400,
@@ -302,8 +305,8 @@ class Settings:
     dedupe_lease: int = option(
         10,
         whole,
-        '`"sqlite:///"` store: a claim is a lease of this many seconds, renewed every third of'
-        " it while the handler runs. A worker killed mid-handler stops renewing: its"
+        "SQLite, Redis and SQL stores: a claim is a lease of this many seconds, renewed every"
+        " third of it while the handler runs. A worker killed mid-handler stops renewing: its"
         " transaction is free again after the lease, at once when the worker ran on this host"
         " (its process is gone)",
     )

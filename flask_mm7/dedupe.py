@@ -14,10 +14,13 @@ re-frames a retry with a new MIME boundary or transfer encoding is still recogni
 The same key with other content is another message: it gets its own record, and the store
 says so (:attr:`Claim.reused`) so that the receiver can log it.
 
-Two stores ship: :class:`MemoryStore` (one process, bounded LRU with a TTL) and
+Two stores ship here: :class:`MemoryStore` (one process, bounded LRU with a TTL) and
 :class:`SQLiteStore` (one table, shared by every worker process on the host; a claim is a
-short lease renewed while its handler runs, so the claim of a killed worker is free again
-within seconds). Knows nothing of MIME framing, SOAP, WSGI or Flask.
+short lease renewed while its handler runs (:class:`LeaseHolder`), so the claim of a killed
+worker is free again within seconds). Two more are shared by several hosts, each in its own
+module imported only when its URL is used: :mod:`flask_mm7.dedupe_redis` (``redis://``) and
+:mod:`flask_mm7.dedupe_sql` (any SQLAlchemy URL). Knows nothing of MIME framing, SOAP, WSGI or
+Flask.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ import collections
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 import sqlite3
@@ -144,36 +149,81 @@ def fingerprint(soap: bytes, parts: t.Iterable[Content]) -> str:
     return outer.hexdigest()
 
 
+#: URL schemes of a Redis server (:class:`flask_mm7.dedupe_redis.RedisStore`)
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+#: ``dialect[+driver]://``: any other URL is a SQLAlchemy database URL
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9]*)(\+[A-Za-z0-9_]+)?://")
+
+
+def _kind(spec: str) -> str | None:
+    """Which store a ``dedupe`` string names: memory, sqlite, redis, sql or None (invalid)."""
+    if spec == "memory":
+        return "memory"
+    if spec.startswith(SQLITE_PREFIX):
+        path = spec[len(SQLITE_PREFIX) :]
+        return "sqlite" if path and path != ":memory:" else None
+    match = _URL.match(spec)
+    if match is None:
+        return None
+    scheme = match.group(1).lower()
+    if scheme in REDIS_SCHEMES:
+        return None if match.group(2) else "redis"
+    if scheme == "sqlite" and not match.group(2):
+        return None  # sqlite:// alone is an in-memory database, one per connection
+    return "sql"
+
+
+#: the module each store of a shared server needs, and the extra that installs it
+_EXTRAS = {"redis": ("redis", "redis"), "sql": ("sqlalchemy", "sql")}
+
+
 def check_spec(spec: t.Any) -> None:
     """Fail early on a ``dedupe`` setting that :func:`make_store` would refuse."""
     if spec is None or isinstance(spec, DedupeStore):
         return
-    if isinstance(spec, str):
-        if spec == "memory":
-            return
-        path = spec[len(SQLITE_PREFIX) :]
-        if spec.startswith(SQLITE_PREFIX) and path and path != ":memory:":
-            return
-    raise ValueError(
-        "dedupe must be None, 'memory', 'sqlite:///path/to.db' (four slashes for an absolute"
-        f" path) or a DedupeStore, not {spec!r}"
-    )
+    kind = _kind(spec) if isinstance(spec, str) else None
+    if kind is None:
+        raise ValueError(
+            "dedupe must be None, 'memory', 'sqlite:///path/to.db' (four slashes for an"
+            " absolute path), a Redis URL (redis://, rediss://, unix://), a SQLAlchemy database"
+            f" URL (postgresql+psycopg://...) or a DedupeStore, not {spec!r}"
+        )
+    if kind in _EXTRAS:
+        module, extra = _EXTRAS[kind]
+        if importlib.util.find_spec(module) is None:
+            raise ValueError(
+                f"dedupe {kind} store needs {module}: pip install 'flask-mm7[{extra}]'"
+            )
 
 
 def make_store(
     spec: t.Any, *, ttl: float, max_entries: int, claim_timeout: float, lease: float = 10
 ) -> DedupeStore | None:
-    """The store a ``dedupe`` setting names (None for None)."""
+    """The store a ``dedupe`` setting names (None for None).
+
+    ``redis://``, ``rediss://`` and ``unix://`` URLs make a
+    :class:`~flask_mm7.dedupe_redis.RedisStore`, any other ``dialect+driver://`` URL a
+    :class:`~flask_mm7.dedupe_sql.SQLStore` (their modules are imported only then).
+    """
     check_spec(spec)
     if spec is None:
         return None
-    if spec == "memory":
+    if not isinstance(spec, str):
+        return t.cast(DedupeStore, spec)
+    kind = _kind(spec)
+    if kind == "memory":
         return MemoryStore(ttl=ttl, max_entries=max_entries, claim_timeout=claim_timeout)
-    if isinstance(spec, str):
+    if kind == "sqlite":
         return SQLiteStore(
             spec[len(SQLITE_PREFIX) :], ttl=ttl, claim_timeout=claim_timeout, lease=lease
         )
-    return t.cast(DedupeStore, spec)
+    if kind == "redis":
+        from .dedupe_redis import RedisStore
+
+        return RedisStore(spec, ttl=ttl, claim_timeout=claim_timeout, lease=lease)
+    from .dedupe_sql import SQLStore
+
+    return SQLStore(spec, ttl=ttl, claim_timeout=claim_timeout, lease=lease)
 
 
 class MemoryStore:
@@ -303,13 +353,126 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _holder_dead(holder: str | None) -> bool:
+def holder_dead(holder: str | None) -> bool:
     """The claim's holder is a process of this host that no longer exists."""
     host, _, pid = (holder or "").rpartition(":")
     return host == _HOST and pid.isdigit() and not _pid_alive(int(pid))
 
 
-class SQLiteStore:
+class LeaseHolder:
+    """Claims as leases, for a store shared by several processes (or hosts).
+
+    A claim is a lease of ``lease`` seconds that one background thread per process renews
+    every ``lease / 3`` seconds while its handler runs, for at most ``claim_timeout`` seconds
+    in all: a claim is free again when its lease ran out (the holder was killed, or froze), or
+    at once when its holder (:func:`holder_id`) was a process of this host that no longer
+    exists (:meth:`free`). A store calls :meth:`_init_leases` in its constructor,
+    :meth:`_hold` for each claim it grants and :meth:`_unhold` when it is completed or
+    released, and implements :meth:`_renew_claims`. After a fork the child forgets the
+    parent's claims (:meth:`_after_fork`, with the hook :meth:`_forked`).
+    """
+
+    #: renewal rounds with no claim held after which the renewal thread ends (a new one
+    #: starts with the next claim): about a minute with the default lease
+    idle_beats = 20
+
+    ttl: float
+    lease: float
+    claim_timeout: float
+    _clock: t.Callable[[], float]
+
+    def _init_leases(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        # claims this process holds and renews: token -> (key, digest, time claimed)
+        self._held: dict[str, tuple[str, str, float]] = {}
+        self._heartbeat: threading.Thread | None = None
+        self._idle = 0
+        self._stop = threading.Event()
+
+    def free(
+        self, done: t.Any, holder: str | None, started: float, updated: float, now: float
+    ) -> bool:
+        """A record (answered or not, its holder, claimed and last renewed or answered at)
+        may be claimed again at ``now``."""
+        if done:
+            return bool(now - updated >= self.ttl)
+        return (
+            now - updated >= self.lease
+            or now - started >= self.claim_timeout
+            or holder_dead(holder)
+        )
+
+    def _after_fork(self) -> None:
+        """In a forked child, forget the parent's claims (call with ``_lock`` held)."""
+        if self._pid == os.getpid():
+            return
+        self._held.clear()  # the parent's claims are the parent's to renew
+        self._heartbeat = None
+        self._pid = os.getpid()
+        self._forked()
+
+    def _forked(self) -> None:
+        """Called in a forked child, ``_lock`` held: leave the parent's connections alone."""
+
+    def _stop_renewing(self) -> None:
+        self._stop.set()
+
+    def _hold(self, token: str, key: str, digest: str, now: float) -> None:
+        """Renew the claim ``token`` until it is completed or released."""
+        with self._lock:
+            self._after_fork()
+            self._held[token] = (key, digest, now)
+            if self._heartbeat is None or self._stop.is_set():
+                self._stop = threading.Event()
+                self._idle = 0
+                self._heartbeat = threading.Thread(
+                    target=_heartbeat,
+                    args=(weakref.ref(self), self._stop, self.lease / 3),
+                    name="flask-mm7-dedupe-lease",
+                    daemon=True,
+                )
+                self._heartbeat.start()
+
+    def _unhold(self, token: str) -> None:
+        with self._lock:
+            self._held.pop(token, None)
+
+    def _renew(self) -> bool:
+        """Renew every held claim younger than ``claim_timeout``; False when the renewal
+        thread should end (none held for ``idle_beats`` rounds)."""
+        now = self._clock()
+        with self._lock:
+            if self._pid != os.getpid():
+                return False  # a forked child: this thread object is the parent's
+            for token, (_, _, started) in list(self._held.items()):
+                if now - started >= self.claim_timeout:
+                    del self._held[token]  # a stuck handler: let its claim run out
+            held = [(now, key, digest, token) for token, (key, digest, _) in self._held.items()]
+            if not held:
+                self._idle += 1
+                if self._idle < self.idle_beats:
+                    return True
+                self._heartbeat = None
+                return False
+            self._idle = 0
+        try:
+            self._renew_claims(held)
+        except Exception:  # busy, locked, unreachable: the next beat tries again within the lease
+            logger.warning("MM7 dedupe: could not renew %d claim(s)", len(held), exc_info=True)
+        return True
+
+    def _renew_claims(self, held: list[tuple[float, str, str, str]]) -> None:
+        """Renew the claims (now, key, digest, token) that are still this process's."""
+        raise NotImplementedError
+
+
+def holder_id() -> str:
+    """Who holds a claim made now: this host (and PID namespace) and process."""
+    return f"{_HOST}:{os.getpid()}"
+
+
+class SQLiteStore(LeaseHolder):
     """Records in one SQLite table, safe across threads and processes on one host.
 
     The claim is one ``BEGIN IMMEDIATE`` transaction on the (key, fingerprint) primary key, so
@@ -332,9 +495,6 @@ class SQLiteStore:
     purge_interval = 60.0
     #: idle connections kept for reuse (per process)
     pool_size = 4
-    #: renewal rounds with no claim held after which the renewal thread ends (a new one
-    #: starts with the next claim): about a minute with the default lease
-    idle_beats = 20
 
     def __init__(
         self,
@@ -353,15 +513,9 @@ class SQLiteStore:
         self.timeout = timeout
         self._clock = clock
         self._next_purge = 0.0
-        self._lock = threading.Lock()
+        self._init_leases()
         self._pool: list[sqlite3.Connection] = []
-        self._pid = os.getpid()
         self._finalizer = weakref.finalize(self, _close_all, self._pool, self._pid)
-        # claims this process holds and renews: token -> (key, digest, time claimed)
-        self._held: dict[str, tuple[str, str, float]] = {}
-        self._heartbeat: threading.Thread | None = None
-        self._idle = 0
-        self._stop = threading.Event()
         db = self._open()
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -382,7 +536,7 @@ class SQLiteStore:
         """Stop renewing claims and close the pooled connections; the store opens new ones if
         used again."""
         with self._lock:
-            self._stop.set()
+            self._stop_renewing()
             if self._pid == os.getpid():
                 _close_all(self._pool, self._pid)
             self._pool.clear()
@@ -394,15 +548,9 @@ class SQLiteStore:
         db.execute("PRAGMA synchronous=NORMAL")
         return db
 
-    def _after_fork(self) -> None:
-        """Forget the parent's connections and claims (call with ``_lock`` held)."""
-        if self._pid == os.getpid():
-            return
+    def _forked(self) -> None:
         _ABANDONED.extend(self._pool)  # never touch the parent's connections
         self._pool = []
-        self._held.clear()  # the parent's claims are the parent's to renew
-        self._heartbeat = None
-        self._pid = os.getpid()
         self._finalizer.detach()
         self._finalizer = weakref.finalize(self, _close_all, self._pool, self._pid)
 
@@ -431,18 +579,12 @@ class SQLiteStore:
     def _free(self, row: t.Sequence[t.Any], now: float) -> bool:
         """The record ``row`` (done, holder, started, updated) may be claimed again."""
         done, holder, started, updated = row
-        if done:
-            return bool(now - updated >= self.ttl)
-        return (
-            now - updated >= self.lease
-            or now - started >= self.claim_timeout
-            or _holder_dead(holder)
-        )
+        return self.free(done, holder, started, updated, now)
 
     def claim(self, key: str, digest: str) -> Claim:
         now = self._clock()
         token = secrets.token_hex(8)
-        holder = f"{_HOST}:{os.getpid()}"
+        holder = holder_id()
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -500,59 +642,16 @@ class SQLiteStore:
         finally:
             self._unhold(token)
 
-    # ------------------------------------------------------------------ the lease heartbeat
-
-    def _hold(self, token: str, key: str, digest: str, now: float) -> None:
-        """Renew the claim ``token`` until it is completed or released."""
-        with self._lock:
-            self._after_fork()
-            self._held[token] = (key, digest, now)
-            if self._heartbeat is None or self._stop.is_set():
-                self._stop = threading.Event()
-                self._idle = 0
-                self._heartbeat = threading.Thread(
-                    target=_heartbeat,
-                    args=(weakref.ref(self), self._stop, self.lease / 3),
-                    name="flask-mm7-dedupe-lease",
-                    daemon=True,
-                )
-                self._heartbeat.start()
-
-    def _unhold(self, token: str) -> None:
-        with self._lock:
-            self._held.pop(token, None)
-
-    def _renew(self) -> bool:
-        """Renew every held claim younger than ``claim_timeout``; False when the renewal
-        thread should end (none held for ``idle_beats`` rounds)."""
-        now = self._clock()
-        with self._lock:
-            if self._pid != os.getpid():
-                return False  # a forked child: this thread object is the parent's
-            for token, (_, _, started) in list(self._held.items()):
-                if now - started >= self.claim_timeout:
-                    del self._held[token]  # a stuck handler: let its claim run out
-            held = [(now, key, digest, token) for token, (key, digest, _) in self._held.items()]
-            if not held:
-                self._idle += 1
-                if self._idle < self.idle_beats:
-                    return True
-                self._heartbeat = None
-                return False
-            self._idle = 0
-        try:
-            with self._connect() as db:  # one claim per request thread: a few rows
-                db.executemany(
-                    f"UPDATE {_TABLE} SET updated = ?"
-                    " WHERE key = ? AND digest = ? AND token = ? AND done = 0",
-                    held,
-                )
-        except sqlite3.Error:  # busy or locked: the next beat tries again within the lease
-            logger.warning("MM7 dedupe: could not renew %d claim(s)", len(held), exc_info=True)
-        return True
+    def _renew_claims(self, held: list[tuple[float, str, str, str]]) -> None:
+        with self._connect() as db:  # one claim per request thread: a few rows
+            db.executemany(
+                f"UPDATE {_TABLE} SET updated = ?"
+                " WHERE key = ? AND digest = ? AND token = ? AND done = 0",
+                held,
+            )
 
 
-def _heartbeat(ref: weakref.ref[SQLiteStore], stop: threading.Event, interval: float) -> None:
+def _heartbeat(ref: weakref.ref[LeaseHolder], stop: threading.Event, interval: float) -> None:
     """The body of a store's renewal thread; holds no reference to the store while asleep."""
     while not stop.wait(interval):
         store = ref()

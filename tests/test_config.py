@@ -35,7 +35,7 @@ EXAMPLES: dict[str, tuple[str, t.Any, t.Any]] = {
     "auth_realm": ("Relay", "Relay", 'a"b'),
     "allowed_ips": ("10.0.0.0/8, ::1", None, "10.0.0.5/8"),  # None: not compared, see below
     "allow_anonymous": ("Yes", True, "maybe"),
-    "dedupe": ("memory", "memory", "redis://x"),
+    "dedupe": ("memory", "memory", "mongodb"),
     "dedupe_ttl": ("60", 60, "1d"),
     "dedupe_max_entries": ("100", 100, "many"),
     "dedupe_claim_timeout": ("30", 30, "0"),

@@ -483,7 +483,8 @@ def test_base_exception_in_the_handler_releases_the_claim() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["redis://x", "sqlite:///", "sqlite:///:memory:", "sqlite://x.db", "MEMORY", 42]
+    "value",
+    ["redis+x://h", "mongodb", "sqlite:///", "sqlite:///:memory:", "sqlite://x.db", "MEMORY", 42],
 )
 def test_invalid_dedupe_setting_fails_at_setup(value: t.Any) -> None:
     with pytest.raises(ValueError, match="dedupe must be"):
