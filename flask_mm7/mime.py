@@ -173,19 +173,11 @@ class _Search:
         self.found: _Found | None = None
         self.level = -1
 
-    def find(self, buf: bytes, pos: int) -> int:
-        """Where ``needle`` next starts at or after ``pos``, or -1."""
-        while True:
-            hit = buf.find(self.piece, pos + self.offset)
-            if hit < 0:
-                return -1
-            start = hit - self.offset
-            if self.piece is self.needle or buf.startswith(self.needle, start):
-                return start
-            self.misses += 1
-            if self.misses > _MAX_PIECE_MISSES:
-                self.piece, self.offset = self.needle, 0
-            pos = start + 1
+    def missed(self) -> None:
+        """The piece was found without its needle around it."""
+        self.misses += 1
+        if self.misses > _MAX_PIECE_MISSES:
+            self.piece, self.offset = self.needle, 0
 
 
 #: the shortest ``-``-free piece of a delimiter worth searching for instead of all of it
@@ -471,14 +463,21 @@ class MultipartDecoder:
         ``innermost``) and its level, skipping near-misses."""
         size = len(buf)
         while True:
-            start = search.find(buf, pos)
-            if start < 0:
+            hit = buf.find(search.piece, pos + search.offset)
+            if hit < 0:
                 return None, -1
+            start = hit - search.offset
+            if search.piece is not search.needle and not buf.startswith(search.needle, start):
+                search.missed()
+                pos = start + 1
+                continue
             for level in range(innermost, search.first - 1, -1):
                 delimiter = self._delimiters[level]
                 if not buf.startswith(delimiter, start):
                     continue
                 tail_at = start + len(delimiter)
+                if buf.startswith(b"\r\n", tail_at):  # the usual tail
+                    return _Found(start, tail_at + 2, False), level
                 tail = _TAIL.match(buf, tail_at)
                 close_mark, padding, line_break = tail.groups()  # type: ignore[union-attr]
                 end = tail.end()  # type: ignore[union-attr]
