@@ -53,6 +53,8 @@ class FlaskMM7Middleware(MM7Middleware):
             got_request_exception.send(self.flask_app, exception=exception)
 
     def answered(self, message: Message, outcome: Outcome) -> None:
+        if not signals.message_answered.receivers:
+            return  # no app context to push for nobody
         with self.flask_app.app_context():
             signals.message_answered.send(
                 self.flask_app,
