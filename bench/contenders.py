@@ -21,7 +21,7 @@ How the third-party parsers are made to accept MM7 parts, which carry no
   ``walk()`` and ``get_payload(decode=True)`` for every leaf.
 
 A contender whose library is missing is listed with ``available() == False`` and printed
-"n/a" (``ours`` too, until ``flask_mm7.parts`` exists).
+"n/a" (``ours`` too, until ``flask_mm7._parts`` exists).
 """
 
 from __future__ import annotations
@@ -406,11 +406,11 @@ _OURS_READ_MIME: Any = None
 
 
 def _ours_read_mime() -> Any:
-    """``flask_mm7.parts.read_mime``, imported once (as ``run_multipart`` builds its class
+    """``flask_mm7._parts.read_mime``, imported once (as ``run_multipart`` builds its class
     once): an ``import_module`` per parse cost ~1.5 µs, charged to ours alone."""
     global _OURS_READ_MIME
     if _OURS_READ_MIME is None:
-        _OURS_READ_MIME = importlib.import_module("flask_mm7.parts").read_mime
+        _OURS_READ_MIME = importlib.import_module("flask_mm7._parts").read_mime
     return _OURS_READ_MIME
 
 
@@ -436,7 +436,7 @@ def _stream_size(stream: BinaryIO) -> Optional[int]:
 
 
 def run_ours(stream: BinaryIO, content_type: str, sink: Sink) -> None:
-    """``flask_mm7.parts.read_mime`` and every part's bytes (``read()``, or the stream in
+    """``flask_mm7._parts.read_mime`` and every part's bytes (``read()``, or the stream in
     64 KiB chunks when the sink only counts)."""
     global _OURS_LIMITS
     if _OURS_LIMITS == "unset":
@@ -514,7 +514,7 @@ CONTENDERS: List[Contender] = [
         "werkzeug", run_werkzeug, ("werkzeug.sansio.multipart",), "sansio MultipartDecoder"
     ),
     Contender("email", run_email, (), "BytesFeedParser(policy=HTTP) + walk"),
-    Contender("ours", run_ours, ("flask_mm7.parts",), "flask_mm7.parts.read_mime"),
+    Contender("ours", run_ours, ("flask_mm7._parts",), "flask_mm7._parts.read_mime"),
 ]
 
 BY_NAME: Dict[str, Contender] = {c.name: c for c in CONTENDERS}

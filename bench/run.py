@@ -39,7 +39,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "bench", "RESULTS.md")
 OPT_HEADING = "## What each optimisation bought"
 OPT_PLACEHOLDER = (
-    "_One line per optimisation of `flask_mm7.mime` / `parts` / "
+    "_One line per optimisation of `flask_mm7._mime` / `parts` / "
     "`soap`, with the commit and the ratio before → after (from this file's tables)._\n"
 )
 MEMORY_SIZES = ("typical", "large", "huge")

@@ -6,7 +6,7 @@ Three contenders on the root part's bytes:
   reference the target is stated against);
 * ``defusedxml+find``: the same plus a hand-written extraction of TransactionID,
   MM7Version, the operation element and its namespace (what any receiver must do);
-* ``ours``: ``flask_mm7.soap``'s envelope reader (the first of ``read_envelope``,
+* ``ours``: ``flask_mm7._soap``'s envelope reader (the first of ``read_envelope``,
   ``parse_envelope``, ``parse``, ``read`` that exists), skipped when absent.
 """
 
@@ -53,13 +53,13 @@ def defusedxml_extract(soap: bytes) -> Tuple[str, str, str, str]:
 def ours_reader() -> Optional[Tuple[str, Callable[[bytes], Any]]]:
     """(qualified name, function) of our envelope reader, or None when not there yet."""
     try:
-        mod = importlib.import_module("flask_mm7.soap")
+        mod = importlib.import_module("flask_mm7._soap")
     except ImportError:
         return None
     for name in OURS_NAMES:
         fn = getattr(mod, name, None)
         if callable(fn):
-            return f"flask_mm7.soap.{name}", fn
+            return f"flask_mm7._soap.{name}", fn
     return None
 
 

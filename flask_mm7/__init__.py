@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import typing as t
 
-from .attachments import Attachment, AttachmentReleased
-from .errors import MM7Error
-from .messages import Address, DeliverRequest, DeliveryReport, ReadReply
-from .middleware import MM7Middleware
-from .receiver import HandlerResult
-from .status import StatusCode
+from ._attachments import Attachment, AttachmentReleased
+from ._errors import MM7Error
+from ._messages import Address, DeliverRequest, DeliveryReport, ReadReply
+from ._middleware import MM7Middleware
+from ._receiver import HandlerResult
+from ._status import StatusCode
 
 if t.TYPE_CHECKING:  # pragma: no cover
-    from .extension import MM7
+    from ._extension import MM7
 
 __all__ = [
     "MM7",
@@ -35,7 +35,7 @@ __all__ = [
 
 def __getattr__(name: str) -> t.Any:
     if name == "MM7":
-        from .extension import MM7
+        from ._extension import MM7
 
         return MM7
     raise AttributeError(f"module 'flask_mm7' has no attribute {name!r}")

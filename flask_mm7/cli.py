@@ -438,16 +438,16 @@ def _post_in_process(
 ) -> tuple[testing.MM7Reply, str, str]:
     """POST ``request`` to ``app`` through its test client, as its configured relay would:
     at its MM7_PATH, with its first credentials (unless given) and from an allowed address."""
-    from . import auth
-    from .extension import MM7
+    from . import _auth
+    from ._extension import MM7
 
     if "mm7" not in app.extensions:
         raise click.UsageError("the app has no MM7 receiver: call MM7(app) or init_app(app)")
     settings = MM7.settings_for(app)
-    credentials = auth.parse_credentials(settings.basic_auth)
+    credentials = _auth.parse_credentials(settings.basic_auth)
     if user is None and credentials:
         user, password = credentials[0]
-    networks = auth.parse_networks(settings.allowed_ips)
+    networks = _auth.parse_networks(settings.allowed_ips)
     remote = str(networks[0].network_address) if networks else "127.0.0.1"
     environ = request.environ(
         settings.path, auth=(user, password or "") if user is not None else None

@@ -18,8 +18,8 @@ Two stores ship here: :class:`MemoryStore` (one process, bounded LRU with a TTL)
 :class:`SQLiteStore` (one table, shared by every worker process on the host; a claim is a
 short lease renewed while its handler runs (:class:`LeaseHolder`), so the claim of a killed
 worker is free again within seconds). Two more are shared by several hosts, each in its own
-module imported only when its URL is used: :mod:`flask_mm7.dedupe_redis` (``redis://``) and
-:mod:`flask_mm7.dedupe_sql` (any SQLAlchemy URL). Knows nothing of MIME framing, SOAP, WSGI or
+module imported only when its URL is used: :mod:`flask_mm7._dedupe_redis` (``redis://``) and
+:mod:`flask_mm7._dedupe_sql` (any SQLAlchemy URL). Knows nothing of MIME framing, SOAP, WSGI or
 Flask.
 """
 
@@ -42,7 +42,7 @@ import time
 import typing as t
 import weakref
 
-from .config import DEFAULTS
+from ._config import DEFAULTS
 
 #: the key is free: call the handler, then :meth:`DedupeStore.complete` or ``release``
 NEW = "new"
@@ -149,7 +149,7 @@ def fingerprint(soap: bytes, parts: t.Iterable[Content]) -> str:
     return outer.hexdigest()
 
 
-#: URL schemes of a Redis server (:class:`flask_mm7.dedupe_redis.RedisStore`)
+#: URL schemes of a Redis server (:class:`flask_mm7._dedupe_redis.RedisStore`)
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 #: ``dialect[+driver]://``: any other URL is a SQLAlchemy database URL
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9]*)(\+[A-Za-z0-9_]+)?://")
@@ -202,8 +202,8 @@ def make_store(
     """The store a ``dedupe`` setting names (None for None).
 
     ``redis://``, ``rediss://`` and ``unix://`` URLs make a
-    :class:`~flask_mm7.dedupe_redis.RedisStore`, any other ``dialect+driver://`` URL a
-    :class:`~flask_mm7.dedupe_sql.SQLStore` (their modules are imported only then).
+    :class:`~flask_mm7._dedupe_redis.RedisStore`, any other ``dialect+driver://`` URL a
+    :class:`~flask_mm7._dedupe_sql.SQLStore` (their modules are imported only then).
     """
     check_spec(spec)
     if spec is None:
@@ -218,10 +218,10 @@ def make_store(
             spec[len(SQLITE_PREFIX) :], ttl=ttl, claim_timeout=claim_timeout, lease=lease
         )
     if kind == "redis":
-        from .dedupe_redis import RedisStore
+        from ._dedupe_redis import RedisStore
 
         return RedisStore(spec, ttl=ttl, claim_timeout=claim_timeout, lease=lease)
-    from .dedupe_sql import SQLStore
+    from ._dedupe_sql import SQLStore
 
     return SQLStore(spec, ttl=ttl, claim_timeout=claim_timeout, lease=lease)
 

@@ -33,8 +33,8 @@ from xml.etree import ElementTree
 import defusedxml.ElementTree
 from werkzeug.datastructures import Headers
 
-from .attachments import Attachment
-from .messages import Address, DeliverRequest, DeliveryReport, Message, ReadReply
+from ._attachments import Attachment
+from ._messages import Address, DeliverRequest, DeliveryReport, Message, ReadReply
 
 FORMAT = 1
 _TYPES: dict[str, type[t.Any]] = {

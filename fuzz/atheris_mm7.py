@@ -28,8 +28,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, "..", "tests"), os.path.join(HERE, "..")]
 
 with atheris.instrument_imports(include=["flask_mm7"]):
-    from flask_mm7.errors import MM7Error
-    from flask_mm7.mime import MultipartDecoder
+    from flask_mm7._errors import MM7Error
+    from flask_mm7._mime import MultipartDecoder
 
 from helpers import SEED_CONTENT_TYPE, mm7_body, seed_body  # noqa: E402
 from mm7_invariants import KNOWN_STATUSES, App, RawRequest, check_reply  # noqa: E402

@@ -225,7 +225,7 @@ def flatten_events(events: t.Iterable[object]) -> list[tuple[t.Any, ...]]:
 
     Asserts that no data event is empty.
     """
-    from flask_mm7.mime import PartEnd, PartStart
+    from flask_mm7._mime import PartEnd, PartStart
 
     flat: list[tuple[t.Any, ...]] = []
     for event in events:

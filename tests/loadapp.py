@@ -31,7 +31,7 @@ import typing as t
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_mm7 import MM7Middleware
-from flask_mm7.config import Settings
+from flask_mm7._config import Settings
 
 DB = os.environ.get("LOADAPP_DB", "loadapp.sqlite3")
 FAIL_BEFORE = float(os.environ.get("LOADAPP_FAIL_BEFORE", "0.15"))

@@ -20,8 +20,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.test import Client
 
 from flask_mm7 import MM7, MM7Middleware
-from flask_mm7.auth import BasicAuth, IPAllowlist, parse_credentials, parse_networks
-from flask_mm7.config import Settings
+from flask_mm7._auth import BasicAuth, IPAllowlist, parse_credentials, parse_networks
+from flask_mm7._config import Settings
 
 KINDS = ["middleware", "extension"]
 CREDENTIALS = "relay:s3cret,backup:pa:ss:word"

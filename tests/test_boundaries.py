@@ -12,12 +12,12 @@ import pytest
     "module",
     [
         "flask_mm7",
-        "flask_mm7.mime",
-        "flask_mm7.parts",
-        "flask_mm7.soap",
-        "flask_mm7.messages",
-        "flask_mm7.receiver",
-        "flask_mm7.middleware",
+        "flask_mm7._mime",
+        "flask_mm7._parts",
+        "flask_mm7._soap",
+        "flask_mm7._messages",
+        "flask_mm7._receiver",
+        "flask_mm7._middleware",
     ],
 )
 def test_core_modules_do_not_import_flask(module: str) -> None:
@@ -52,3 +52,16 @@ def test_public_names() -> None:
         assert name == "HandlerResult" or value.__name__ == name  # a type alias has none
     with pytest.raises(AttributeError):
         flask_mm7.Nope  # noqa: B018
+
+
+def test_internal_modules_have_private_names() -> None:
+    """The public API is ``flask_mm7.__all__``, the testing kit, the CLI, the pytest plugin,
+    the signals, the dedupe store protocol and the hand-off; everything else is internal."""
+    import pkgutil
+
+    import flask_mm7
+
+    public = {"cli", "dedupe", "handoff", "pytest_plugin", "signals", "testing"}
+    names = {module.name for module in pkgutil.iter_modules(flask_mm7.__path__)}
+    assert public <= names
+    assert {name for name in names - public if not name.startswith("_")} == set()

@@ -13,10 +13,10 @@ from helpers import deliver_inner, envelope
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flask_mm7 import soap
-from flask_mm7.attachments import Attachment
-from flask_mm7.charsets import UTF8, codec_for, decode
-from flask_mm7.errors import MM7Error
+from flask_mm7 import _soap as soap
+from flask_mm7._attachments import Attachment
+from flask_mm7._charsets import UTF8, codec_for, decode
+from flask_mm7._errors import MM7Error
 
 #: every codec name the standard library knows: aliases and codec modules
 STDLIB_NAMES = sorted(

@@ -11,10 +11,10 @@ import pytest
 from flask import Flask
 
 from flask_mm7 import MM7, MM7Middleware
-from flask_mm7.config import DEFAULTS, Settings, markdown_table
+from flask_mm7._config import DEFAULTS, Settings, markdown_table
+from flask_mm7._mime import MultipartDecoder
+from flask_mm7._parts import DEFAULT_LIMITS, Limits
 from flask_mm7.dedupe import MemoryStore, SQLiteStore
-from flask_mm7.mime import MultipartDecoder
-from flask_mm7.parts import DEFAULT_LIMITS, Limits
 
 FIELDS = {field.name: field for field in dataclasses.fields(Settings)}
 MiB = 1024 * 1024
@@ -185,7 +185,7 @@ def test_an_unknown_key_is_a_warning_naming_the_closest_known_key(
         SECRET_KEY="x",  # not ours
     )
     MM7(app, allow_anonymous=True)
-    warnings = [r.getMessage() for r in caplog.records if r.name == "flask_mm7.config"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "flask_mm7._config"]
     assert sorted(warnings) == [
         "unknown setting MM7_BASICAUTH (did you mean MM7_BASIC_AUTH?)",
         "unknown setting MM7_FROBNICATE (not a flask-mm7 setting)",
@@ -199,7 +199,7 @@ def test_known_keys_alone_warn_nothing(caplog: pytest.LogCaptureFixture) -> None
     app = Flask(__name__)
     app.config.update(MM7_BASIC_AUTH="u:p", MM7_MAX_PARTS="3")
     MM7(app)
-    assert [r for r in caplog.records if r.name == "flask_mm7.config"] == []
+    assert [r for r in caplog.records if r.name == "flask_mm7._config"] == []
 
 
 def test_an_unknown_keyword_is_an_error_with_a_suggestion() -> None:

@@ -21,7 +21,7 @@ from sec_helpers import fault
 from werkzeug.test import Client
 
 from flask_mm7 import MM7, MM7Error, MM7Middleware
-from flask_mm7.config import Settings
+from flask_mm7._config import Settings
 from flask_mm7.dedupe import (
     BUSY,
     DONE,

@@ -61,7 +61,7 @@ def factory(
     made: list[t.Any] = []
     name = "t" + uuid.uuid4().hex[:12]
     if request.param == "redis":
-        from flask_mm7.dedupe_redis import RedisStore
+        from flask_mm7._dedupe_redis import RedisStore
 
         url = request.getfixturevalue("redis_url")
 
@@ -70,7 +70,7 @@ def factory(
             return made[-1]
     else:
         pytest.importorskip("sqlalchemy", reason="needs pip install 'flask-mm7[sql]'")
-        from flask_mm7.dedupe_sql import SQLStore
+        from flask_mm7._dedupe_sql import SQLStore
 
         if request.param == "postgresql":
             url = request.getfixturevalue("postgres_url")
@@ -203,10 +203,10 @@ if sys.argv[2] != "here":
     dedupe._HOST = "another-host/1"
 kind, url, name = sys.argv[3:6]
 if kind == "redis":
-    from flask_mm7.dedupe_redis import RedisStore
+    from flask_mm7._dedupe_redis import RedisStore
     store = RedisStore(url, prefix=name + ":", lease=float(sys.argv[1]))
 else:
-    from flask_mm7.dedupe_sql import SQLStore
+    from flask_mm7._dedupe_sql import SQLStore
     store = SQLStore(url, table=name, lease=float(sys.argv[1]))
 print(store.claim("k", "d").state, flush=True)
 sys.stdin.read()
@@ -273,10 +273,10 @@ def test_the_receiver_dedupes_across_hosts(factory: t.Callable[..., t.Any]) -> N
 @pytest.mark.parametrize(
     ("url", "module", "cls"),
     [
-        ("redis://127.0.0.1:1/0", "flask_mm7.dedupe_redis", "RedisStore"),
-        ("rediss://127.0.0.1:1/0", "flask_mm7.dedupe_redis", "RedisStore"),
-        ("unix:///nonexistent/redis.sock", "flask_mm7.dedupe_redis", "RedisStore"),
-        ("sqlite+pysqlite:///{tmp}/x.db", "flask_mm7.dedupe_sql", "SQLStore"),
+        ("redis://127.0.0.1:1/0", "flask_mm7._dedupe_redis", "RedisStore"),
+        ("rediss://127.0.0.1:1/0", "flask_mm7._dedupe_redis", "RedisStore"),
+        ("unix:///nonexistent/redis.sock", "flask_mm7._dedupe_redis", "RedisStore"),
+        ("sqlite+pysqlite:///{tmp}/x.db", "flask_mm7._dedupe_sql", "SQLStore"),
     ],
 )
 def test_make_store_dispatches_on_the_url(
@@ -300,7 +300,7 @@ def test_invalid_urls_fail_at_setup(url: str) -> None:
 NO_EXTRAS = """
 import sys
 sys.modules["redis"] = sys.modules["sqlalchemy"] = None  # as if not installed
-import flask_mm7, flask_mm7.extension
+import flask_mm7, flask_mm7._extension
 from flask_mm7 import MM7Middleware
 from flask_mm7.dedupe import check_spec
 MM7Middleware(dedupe="memory", allow_anonymous=True)
@@ -327,7 +327,7 @@ def test_the_core_works_without_the_extras() -> None:
 
 
 def test_redis_forgets_a_key_on_its_own(redis_url: str) -> None:
-    from flask_mm7.dedupe_redis import RedisStore
+    from flask_mm7._dedupe_redis import RedisStore
 
     store = RedisStore(redis_url, prefix=f"t{uuid.uuid4().hex[:12]}:", ttl=0.6, lease=0.3)
     key = store.prefix + "k"
@@ -342,7 +342,7 @@ def test_redis_forgets_a_key_on_its_own(redis_url: str) -> None:
 def test_sql_store_purges_expired_rows(postgres_url: str) -> None:
     import sqlalchemy as sa
 
-    from flask_mm7.dedupe_sql import SQLStore
+    from flask_mm7._dedupe_sql import SQLStore
 
     clock = Clock()
     store = SQLStore(postgres_url, table=f"t{uuid.uuid4().hex[:12]}", ttl=100, clock=clock)

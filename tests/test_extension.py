@@ -7,7 +7,7 @@ from flask import Flask, current_app, g
 from helpers import mm7_body, parse_reply
 
 from flask_mm7 import MM7, MM7Middleware
-from flask_mm7.config import Settings
+from flask_mm7._config import Settings
 
 
 def _post(app: Flask, path: str = "/mm7"):  # type: ignore[no-untyped-def]

@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mm7_invariants import KNOWN_STATUSES, App, RawRequest, check_reply, open_fds
 
-from flask_mm7.errors import MM7Error
-from flask_mm7.mime import MultipartDecoder
+from flask_mm7._errors import MM7Error
+from flask_mm7._mime import MultipartDecoder
 from flask_mm7.testing import build_deliver, build_delivery_report
 
 FUZZ = settings(

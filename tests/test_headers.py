@@ -1,4 +1,4 @@
-"""flask_mm7.headers: MIME header values with parameters (the relays' spellings, by name).
+"""flask_mm7._headers: MIME header values with parameters (the relays' spellings, by name).
 
 Compared with Werkzeug's parser on generated values in test_oracle_options.py.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from flask_mm7.headers import parse_options
+from flask_mm7._headers import parse_options
 
 CASES = {
     "OpenMarket": (

@@ -19,9 +19,9 @@ import typing as t
 import pytest
 from helpers import envelope, multipart
 
-from flask_mm7.errors import MM7Error
-from flask_mm7.mime import MultipartDecoder
-from flask_mm7.parts import Limits, read_mime
+from flask_mm7._errors import MM7Error
+from flask_mm7._mime import MultipartDecoder
+from flask_mm7._parts import Limits, read_mime
 
 OUTER = "outer-boundary-1"
 INNER = "inner"

@@ -9,7 +9,7 @@ from helpers import envelope, mm7_body, parse_reply
 from werkzeug.test import Client
 
 from flask_mm7 import MM7Middleware
-from flask_mm7.logs import MAX_LOGGED_CHARS, get_logger, loggable
+from flask_mm7._logs import MAX_LOGGED_CHARS, get_logger, loggable
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,10 @@ import pytest
 from helpers import deliver_inner, envelope, multipart
 from werkzeug.datastructures import Headers
 
-from flask_mm7 import soap
-from flask_mm7.attachments import Attachment
-from flask_mm7.messages import DeliverRequest, build_message, parse_datetime
-from flask_mm7.parts import read_mime
+from flask_mm7 import _soap as soap
+from flask_mm7._attachments import Attachment
+from flask_mm7._messages import DeliverRequest, build_message, parse_datetime
+from flask_mm7._parts import read_mime
 
 
 def _deliver(

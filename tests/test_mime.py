@@ -15,8 +15,8 @@ from email.mime.text import MIMEText
 import pytest
 from helpers import SEED_BOUNDARY, flatten_events, multipart, seed_body, splits
 
-from flask_mm7.errors import LimitExceeded, MalformedRequest
-from flask_mm7.mime import MultipartDecoder
+from flask_mm7._errors import LimitExceeded, MalformedRequest
+from flask_mm7._mime import MultipartDecoder
 
 Flat = list[tuple]
 

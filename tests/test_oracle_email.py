@@ -29,7 +29,7 @@ from email.mime.text import MIMEText
 import pytest
 from helpers import envelope
 
-from flask_mm7.parts import Limits, MimeBody, read_mime
+from flask_mm7._parts import Limits, MimeBody, read_mime
 
 #: 1,500 messages take ~16 s of CPU (generation and the stdlib parser are most of it)
 COUNT = int(os.environ.get("ORACLE_EMAIL_MESSAGES", "1500"))

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from werkzeug.http import parse_options_header
 
-from flask_mm7.headers import parse_options
+from flask_mm7._headers import parse_options
 
 #: RFC 9110 tchar (Werkzeug's token set, ASCII)
 TCHAR = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -19,8 +19,10 @@ from helpers import parse_reply
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flask_mm7 import soap, testing, xmltree
-from flask_mm7.errors import MalformedRequest
+from flask_mm7 import _soap as soap
+from flask_mm7 import _xmltree as xmltree
+from flask_mm7 import testing
+from flask_mm7._errors import MalformedRequest
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 ARCHIVE = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/"

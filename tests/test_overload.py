@@ -13,8 +13,8 @@ from helpers import mm7_body, parse_reply
 from sec_helpers import CountingInput, fault, post_stream
 
 from flask_mm7 import MM7, MM7Middleware
-from flask_mm7.config import Settings
-from flask_mm7.overload import ConcurrencyLimit
+from flask_mm7._config import Settings
+from flask_mm7._overload import ConcurrencyLimit
 
 KINDS = ["middleware", "extension"]
 

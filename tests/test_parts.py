@@ -9,9 +9,9 @@ import quopri
 import pytest
 from helpers import SEED_CONTENT_TYPE, multipart, seed_body
 
-from flask_mm7.attachments import AttachmentReleased
-from flask_mm7.errors import LimitExceeded, MalformedRequest
-from flask_mm7.parts import Limits, read_mime
+from flask_mm7._attachments import AttachmentReleased
+from flask_mm7._errors import LimitExceeded, MalformedRequest
+from flask_mm7._parts import Limits, read_mime
 
 BINARY = bytes(range(256)) * 40 + b"\r\n--not-a-boundary\r\n=3D="
 

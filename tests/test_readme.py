@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from flask_mm7.config import Settings, markdown_table
+from flask_mm7._config import Settings, markdown_table
 
 ROOT = pathlib.Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
@@ -36,7 +36,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_the_configuration_table_is_the_generated_one() -> None:
-    """README's table is :func:`flask_mm7.config.markdown_table`, row for row (paste the
+    """README's table is :func:`flask_mm7._config.markdown_table`, row for row (paste the
     generated table over README's when a setting changes)."""
     table = markdown_table()
     assert table in README, table

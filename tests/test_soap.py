@@ -8,8 +8,8 @@ from helpers import NS5, NS6, SOAP, deliver_inner, envelope, parse_reply
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flask_mm7 import soap
-from flask_mm7.errors import MalformedRequest, UnsupportedOperation, VersionMismatch
+from flask_mm7 import _soap as soap
+from flask_mm7._errors import MalformedRequest, UnsupportedOperation, VersionMismatch
 
 
 @pytest.mark.parametrize(
@@ -213,7 +213,7 @@ def test_transaction_id_outside_the_header_is_still_found() -> None:
 
 
 def test_folded_content_type_keeps_its_boundary() -> None:
-    from flask_mm7.headers import parse_options
+    from flask_mm7._headers import parse_options
 
     folded = 'multipart/related; start="soap-start"; type="text/xml";\r\n boundary="----=_Part_1"'
     assert parse_options(folded)[1] == {

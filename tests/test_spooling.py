@@ -16,7 +16,7 @@ from helpers import envelope, handles_in, mm7_body, multipart, parse_reply
 from sec_helpers import CountingInput, post_stream
 
 from flask_mm7 import MM7, Attachment, MM7Middleware
-from flask_mm7.attachments import AttachmentReleased
+from flask_mm7._attachments import AttachmentReleased
 
 pytestmark = pytest.mark.skipif(
     not os.path.isdir("/proc/self/fd"), reason="open handles are counted through /proc"
@@ -315,7 +315,7 @@ def test_spool_settings_from_flask_config(spool: pathlib.Path) -> None:
 
 
 def test_empty_spool_dir_from_config_means_the_system_default() -> None:
-    from flask_mm7.config import Settings
+    from flask_mm7._config import Settings
 
     assert Settings.from_mapping({"MM7_SPOOL_DIR": ""}).spool_dir is None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_mm7 import StatusCode
-from flask_mm7.status import default_text
+from flask_mm7._status import default_text
 
 
 def test_codes_texts_and_success_class() -> None:

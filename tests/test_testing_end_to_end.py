@@ -10,7 +10,7 @@ import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from flask_mm7 import MM7Error, MM7Middleware, cli, testing
-from flask_mm7.messages import DeliverRequest, DeliveryReport, Message, ReadReply
+from flask_mm7._messages import DeliverRequest, DeliveryReport, Message, ReadReply
 from flask_mm7.testing import Media
 
 NASTY = bytes(range(256)) + b"\r\n\n\r--\r\n\r\n"

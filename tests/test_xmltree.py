@@ -1,4 +1,4 @@
-"""flask_mm7.xmltree.fromstring: the same tree and the same refusals as defusedxml's."""
+"""flask_mm7._xmltree.fromstring: the same tree and the same refusals as defusedxml's."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from defusedxml import DTDForbidden, EntitiesForbidden
 from helpers import SEED_CONTENT_TYPE, seed_body
 
-from flask_mm7 import xmltree
-from flask_mm7.parts import read_mime
+from flask_mm7 import _xmltree as xmltree
+from flask_mm7._parts import read_mime
 
 DOCUMENTS = {
     "seed envelope": None,  # filled in from helpers below

@@ -71,7 +71,7 @@ class MM7Reply:
 
 
 def _status_words(code: int) -> str:
-    from ..status import default_text
+    from .._status import default_text
 
     return default_text(code)
 

@@ -4,7 +4,7 @@ Feed it bytes in chunks of any size; it returns events: :class:`PartStart` (a pa
 ``bytes`` (a leaf part's raw, still transfer-encoded data) and :class:`PartEnd`. Nested
 ``multipart/*`` parts are entered, so a consumer sees every leaf in document order with its
 enclosing containers announced around it. It does no I/O and knows nothing of WSGI, SOAP,
-transfer encodings or Flask; :mod:`flask_mm7.parts` drives it from a stream.
+transfer encodings or Flask; :mod:`flask_mm7._parts` drives it from a stream.
 
 Why hand-written: Werkzeug's ``MultipartDecoder`` is built for ``multipart/form-data`` and
 rejects parts without ``Content-Disposition`` (every MM7 part lacks one); the stdlib ``email``
@@ -30,7 +30,7 @@ recursive on nesting (``RecursionError`` at 2,000 levels); ``multipart`` and
 
 A body that ends inside a part (its data, its header block, a nested multipart's preamble) or
 inside a delimiter was cut short: :meth:`MultipartDecoder.close` raises
-:class:`~flask_mm7.errors.IncompleteBody`, so a truncated message is never delivered.
+:class:`~flask_mm7._errors.IncompleteBody`, so a truncated message is never delivered.
 
 A ``--boundary`` match followed by anything but padding, a line break, ``--`` or the end of the
 input is not a delimiter (for boundary ``B1`` the text ``--B10`` is data); this keeps glued
@@ -49,9 +49,9 @@ from __future__ import annotations
 import re
 import typing as t
 
-from .config import DEFAULTS
-from .errors import IncompleteBody, LimitExceeded, MalformedRequest
-from .headers import parse_options
+from ._config import DEFAULTS
+from ._errors import IncompleteBody, LimitExceeded, MalformedRequest
+from ._headers import parse_options
 
 #: the most transport padding (blanks) a delimiter line may carry before its line break; a
 #: longer run makes the match data, so a decision never waits on more than this

@@ -1,6 +1,6 @@
 """Read an MM7 request body from a stream into decoded, possibly spooled, parts.
 
-Drives :class:`flask_mm7.mime.MultipartDecoder` over a binary stream in fixed chunks (a body of
+Drives :class:`flask_mm7._mime.MultipartDecoder` over a binary stream in fixed chunks (a body of
 known, modest size in one piece), undoes each part's Content-Transfer-Encoding as the bytes
 stream through (base64, quoted-printable; 7bit, 8bit, binary and unknown ones pass unchanged,
 any case), and picks the SOAP root part. A bare XML body (no multipart) is a root with no other
@@ -23,12 +23,12 @@ import urllib.parse
 
 from werkzeug.http import dump_options_header
 
-from .attachments import Attachment, strip_id
-from .config import DEFAULTS
-from .errors import LimitExceeded, MalformedRequest, MM7Error
-from .headers import is_xml_type, parse_options
-from .logs import get_logger
-from .mime import Event, MultipartDecoder, PartStart, header_value
+from ._attachments import Attachment, strip_id
+from ._config import DEFAULTS
+from ._errors import LimitExceeded, MalformedRequest, MM7Error
+from ._headers import is_xml_type, parse_options
+from ._logs import get_logger
+from ._mime import Event, MultipartDecoder, PartStart, header_value
 
 logger = get_logger(__name__)
 
@@ -38,7 +38,7 @@ _NOT_B64 = bytes(b for b in range(256) if b not in _B64_ALPHABET)
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """Bounds on what one request body may hold (see :class:`flask_mm7.config.Settings`)."""
+    """Bounds on what one request body may hold (see :class:`flask_mm7._config.Settings`)."""
 
     #: most MIME parts in the body, nested containers included
     max_parts: int = DEFAULTS.max_parts

@@ -17,9 +17,9 @@ import typing as t
 from werkzeug.datastructures import Headers
 from werkzeug.utils import secure_filename
 
-from . import charsets
-from .headers import parse_options
-from .mime import header_value
+from . import _charsets
+from ._headers import parse_options
+from ._mime import header_value
 
 _STRIP = " \t\r\n\u00a0<>"
 
@@ -181,7 +181,7 @@ class Attachment:
         """
         if not self.mimetype.startswith("text/"):
             return None
-        return charsets.decode(self.getvalue(), self.mimetype_params.get("charset"))
+        return _charsets.decode(self.getvalue(), self.mimetype_params.get("charset"))
 
     def save(self, dst: str | os.PathLike[str] | t.IO[bytes], buffer_size: int = 65536) -> None:
         """Write the content to a path or a binary file object.

@@ -4,7 +4,7 @@ Each option is declared once, as a field of :class:`Settings`: its default, the 
 checks and normalises a value, and its meaning (the sentence README's Configuration table
 shows). The field name is an ``MM7Middleware`` / ``MM7(app, ...)`` keyword argument and,
 upper-cased behind ``MM7_``, a Flask config key (``max_parts`` -> ``MM7_MAX_PARTS``). README's
-table is :func:`markdown_table` (print it with ``python -c "import flask_mm7.config as c;
+table is :func:`markdown_table` (print it with ``python -c "import flask_mm7._config as c;
 print(c.markdown_table())"``) and a test keeps the two equal. Knows nothing of WSGI or Flask.
 """
 
@@ -18,11 +18,11 @@ import os
 import re
 import typing as t
 
-from . import auth
-from .logs import get_logger
+from . import _auth
+from ._logs import get_logger
 
 if t.TYPE_CHECKING:  # pragma: no cover
-    from .parts import Limits
+    from ._parts import Limits
 
 logger = get_logger(__name__)
 
@@ -146,11 +146,11 @@ def directory(value: t.Any) -> str:
     return value
 
 
-def credentials(value: t.Any) -> auth.Credentials | None:
+def credentials(value: t.Any) -> _auth.Credentials | None:
     if _is_none(value):
         return None
     try:  # the message never holds the value: it may be a password
-        return auth.parse_credentials(value)
+        return _auth.parse_credentials(value)
     except (TypeError, ValueError) as exc:
         raise ValueError(
             "expected 'user:password[,user2:password2]', a {user: password} mapping or"
@@ -158,12 +158,12 @@ def credentials(value: t.Any) -> auth.Credentials | None:
         ) from None
 
 
-def networks(value: t.Any) -> tuple[auth.Network, ...] | None:
+def networks(value: t.Any) -> tuple[_auth.Network, ...] | None:
     if _is_none(value):
         return None
     expected = "IP networks such as '203.0.113.0/24, ::1' or a list"
     try:
-        return auth.parse_networks(value)
+        return _auth.parse_networks(value)
     except TypeError:
         raise _refused(expected, value) from None
     except ValueError as exc:  # it names the item at fault
@@ -331,7 +331,7 @@ class Settings:
     @functools.cached_property
     def limits(self) -> Limits:
         """The parser's share of the settings (built once)."""
-        from .parts import Limits  # imported here: parts takes its defaults from this module
+        from ._parts import Limits  # imported here: parts takes its defaults from this module
 
         return Limits(
             max_parts=self.max_parts,

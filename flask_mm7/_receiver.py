@@ -1,10 +1,10 @@
 """The framework-free core: one request in, one reply out, through one pipeline of values.
 
-:class:`~flask_mm7.request.Request` (built by an adapter) -> its parts, read under the limits
-(:func:`flask_mm7.parts.read_body`) -> the SOAP envelope (:func:`flask_mm7.soap.read_envelope`)
--> the message (:func:`flask_mm7.messages.build_message`) -> the handler, through the dedupe
-store when there is one -> one :class:`~flask_mm7.outcome.Outcome` ->
-:func:`~flask_mm7.outcome.render` -> a :class:`~flask_mm7.outcome.Reply`. It never lets an
+:class:`~flask_mm7._request.Request` (built by an adapter) -> its parts, read under the limits
+(:func:`flask_mm7._parts.read_body`) -> the SOAP envelope (:func:`flask_mm7._soap.read_envelope`)
+-> the message (:func:`flask_mm7._messages.build_message`) -> the handler, through the dedupe
+store when there is one -> one :class:`~flask_mm7._outcome.Outcome` ->
+:func:`~flask_mm7._outcome.render` -> a :class:`~flask_mm7._outcome.Reply`. It never lets an
 exception out (but ``BaseException`` such as ``KeyboardInterrupt``).
 
 Answer policy (README "Answer policy"):
@@ -33,11 +33,11 @@ from __future__ import annotations
 import contextlib
 import typing as t
 
-from . import dedupe, soap
-from .config import Settings
-from .errors import MM7Error, Overloaded
-from .logs import get_logger
-from .messages import (
+from . import _soap, dedupe
+from ._config import Settings
+from ._errors import MM7Error, Overloaded
+from ._logs import get_logger
+from ._messages import (
     DeliverRequest,
     DeliveryReport,
     Message,
@@ -45,10 +45,10 @@ from .messages import (
     build_message,
     safe_headers,
 )
-from .outcome import ACCEPTED, REFUSED, Outcome, Reply, render
-from .parts import MimeBody, read_body
-from .request import Request
-from .status import RETRYABLE, StatusCode, default_text
+from ._outcome import ACCEPTED, REFUSED, Outcome, Reply, render
+from ._parts import MimeBody, read_body
+from ._request import Request
+from ._status import RETRYABLE, StatusCode, default_text
 
 logger = get_logger(__name__)
 
@@ -197,9 +197,9 @@ class Receiver(HandlerRegistry):
             logger.exception("MM7 request could not be read")
             return render(Outcome.retry())
         with body:
-            envelope: soap.Envelope | None = None
+            envelope: _soap.Envelope | None = None
             try:
-                envelope = soap.read_envelope(
+                envelope = _soap.read_envelope(
                     body.root.getvalue(),
                     body.root.mimetype_params.get("charset"),
                     max_size=self.settings.max_soap_size,
@@ -229,7 +229,7 @@ class Receiver(HandlerRegistry):
             logger.warning("MM7 request refused: %s", error)
         return Outcome.from_error(error, retry_after=self.settings.retry_after, challenge=challenge)
 
-    def _dispatch(self, envelope: soap.Envelope, message: Message, body: MimeBody) -> Outcome:
+    def _dispatch(self, envelope: _soap.Envelope, message: Message, body: MimeBody) -> Outcome:
         """Call the operation's handler, through the dedupe store when there is one."""
         operation = envelope.operation
         handler = self.handlers.get(operation)
@@ -280,7 +280,7 @@ class Receiver(HandlerRegistry):
                 store.release(key, claim.token)
         return outcome
 
-    def _duplicate(self, claim: dedupe.Claim, envelope: soap.Envelope) -> Outcome:
+    def _duplicate(self, claim: dedupe.Claim, envelope: _soap.Envelope) -> Outcome:
         """The answer to a retry of a transaction that another request claimed."""
         operation, transaction_id = envelope.operation, envelope.transaction_id
         if claim.state == dedupe.BUSY or claim.status_code is None:
@@ -304,7 +304,7 @@ class Receiver(HandlerRegistry):
         text = claim.status_text or default_text(claim.status_code)
         return Outcome.answer(claim.status_code, text)
 
-    def _run(self, handler: Handler, envelope: soap.Envelope, message: Message) -> Outcome:
+    def _run(self, handler: Handler, envelope: _soap.Envelope, message: Message) -> Outcome:
         """Call the handler and turn what it returned or raised into an outcome."""
         try:
             try:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
-from . import soap
-from .errors import MM7Error
-from .status import StatusCode, default_text
+from . import _soap
+from ._errors import MM7Error
+from ._status import StatusCode, default_text
 
 #: the handler's answer, a success (1xxx): HTTP 200 ``…Rsp``
 ACCEPTED = "accepted"
@@ -95,16 +95,16 @@ class Outcome:
         return self.kind in (RETRY, FAULT)
 
 
-def render(outcome: Outcome, envelope: soap.Envelope | None = None) -> Reply:
+def render(outcome: Outcome, envelope: _soap.Envelope | None = None) -> Reply:
     """The HTTP reply for ``outcome``: a ``…Rsp`` (HTTP 200) or a SOAP Fault, in the
     request's namespace and MM7Version, with its TransactionID echoed when known."""
-    headers = [("Content-Type", soap.CONTENT_TYPE)]
+    headers = [("Content-Type", _soap.CONTENT_TYPE)]
     if outcome.retry_after is not None:
         headers.append(("Retry-After", str(outcome.retry_after)))
     if outcome.challenge is not None:
         headers.append(("WWW-Authenticate", outcome.challenge))
     if not outcome.is_fault and envelope is not None:
-        body = soap.write_response(
+        body = _soap.write_response(
             envelope.operation,
             transaction_id=envelope.transaction_id,
             namespace=envelope.namespace,
@@ -113,13 +113,14 @@ def render(outcome: Outcome, envelope: soap.Envelope | None = None) -> Reply:
             status_text=outcome.status_text,
         )
         return Reply(200, headers, body)
-    body = soap.write_fault(
+    body = _soap.write_fault(
         fault_code=outcome.fault_code or "Server",
         fault_string=outcome.status_text,
         status_code=outcome.status_code,
         status_text=outcome.status_text,
         transaction_id=envelope.transaction_id if envelope else outcome.transaction_id,
-        namespace=(envelope.namespace if envelope else outcome.namespace) or soap.DEFAULT_NAMESPACE,
+        namespace=(envelope.namespace if envelope else outcome.namespace)
+        or _soap.DEFAULT_NAMESPACE,
         mm7_version=envelope.mm7_version if envelope is not None else None,
     )
     return Reply(outcome.http_status, headers, body)

@@ -1,6 +1,6 @@
 """Read MM7 SOAP 1.1 envelopes (defused) and write the replies: ``…Rsp`` and SOAP Faults.
 
-Reading: one size-capped ``defusedxml`` parse (:mod:`flask_mm7.xmltree`) with DTDs, entities
+Reading: one size-capped ``defusedxml`` parse (:mod:`flask_mm7._xmltree`) with DTDs, entities
 and external references forbidden, then a bounded depth check; elements are matched by local
 name so any prefix, any MM7 namespace and unqualified children (VectorCore) all work.
 Writing: string templates with every value escaped, in the request's namespace,
@@ -18,9 +18,9 @@ from xml.sax.saxutils import escape, quoteattr
 
 from defusedxml import DefusedXmlException
 
-from . import xmltree
-from .charsets import UTF8, codec_for
-from .errors import MalformedRequest, UnsupportedOperation, VersionMismatch
+from . import _xmltree
+from ._charsets import UTF8, codec_for
+from ._errors import MalformedRequest, UnsupportedOperation, VersionMismatch
 
 SOAP12_ENV = "http://www.w3.org/2003/05/soap-envelope"
 MM7_NS_PREFIX = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/"
@@ -139,7 +139,7 @@ def read_envelope(
         data = data.lstrip(b" \t\r\n")
     data = _fix_declaration(data, charset)
     try:
-        root = xmltree.fromstring(data, forbid_dtd=True)
+        root = _xmltree.fromstring(data, forbid_dtd=True)
     except (ParseError, DefusedXmlException, ValueError, LookupError) as exc:
         raise MalformedRequest(2007, f"Message format corrupt: {type(exc).__name__}") from None
     _check_depth(root, data, max_depth)
@@ -199,7 +199,7 @@ def _fix_declaration(data: bytes, charset: str | None) -> bytes:
 
     RFC 7303 §3.2: for ``text/xml`` the MIME charset is authoritative, and a byte order mark
     above both. Real relays declare ``encoding="utf-16"`` over UTF-8 bytes (Vibes), which
-    expat refuses. Decoding here, through :func:`flask_mm7.charsets.codec_for`, also keeps
+    expat refuses. Decoding here, through :func:`flask_mm7._charsets.codec_for`, also keeps
     expat from handing a declared name it does not know to Python's codecs, which would run
     whatever the sender names (``base64``, ``undefined``, UTF-7). A charset that is no real
     text encoding is read as UTF-8, like text parts.

@@ -6,7 +6,7 @@ Werkzeug HTTP exceptions; the adapters turn them into HTTP replies. Knows nothin
 
 from __future__ import annotations
 
-from .status import RETRYABLE, StatusCode, default_text
+from ._status import RETRYABLE, StatusCode, default_text
 
 
 class MM7Error(Exception):

@@ -25,20 +25,20 @@ import typing as t
 
 from werkzeug.http import HTTP_STATUS_CODES
 
-from .auth import BasicAuth, IPAllowlist
-from .config import Settings
-from .errors import Forbidden, MM7Error, Overloaded, Unauthorized
-from .logs import get_logger
-from .outcome import Reply, render
-from .overload import ConcurrencyLimit
-from .receiver import Handler, Receiver
-from .request import Request
+from ._auth import BasicAuth, IPAllowlist
+from ._config import Settings
+from ._errors import Forbidden, MM7Error, Overloaded, Unauthorized
+from ._logs import get_logger
+from ._outcome import Reply, render
+from ._overload import ConcurrencyLimit
+from ._receiver import Handler, Receiver
+from ._request import Request
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 #: environ key under which the middleware leaves the reply's MM7 status for logging/tests
-ENVIRON_STATUS = "flask_mm7.status"
+ENVIRON_STATUS = "flask_mm7._status"
 
 logger = get_logger(__name__)
 
@@ -47,7 +47,7 @@ class MM7Middleware(Receiver):
     """Answer MM7 requests POSTed to ``path``; pass every other request to ``app``.
 
     :param app: the WSGI app to wrap; None answers 404 off the MM7 path.
-    :param settings: a :class:`~flask_mm7.config.Settings`; or give its fields as keywords
+    :param settings: a :class:`~flask_mm7._config.Settings`; or give its fields as keywords
         (``path="/mm7"``, ``max_content_length=...``, see the README's table).
     :param on_deliver: handler for DeliverReq (or use the ``@on_deliver`` decorator).
     :param on_delivery_report: handler for DeliveryReportReq.
@@ -142,7 +142,7 @@ class MM7Middleware(Receiver):
         return None
 
     def handle(self, environ: WSGIEnvironment) -> Reply:
-        """Build the :class:`~flask_mm7.request.Request` of an MM7 POST (its HTTP framing
+        """Build the :class:`~flask_mm7._request.Request` of an MM7 POST (its HTTP framing
         checked), then :meth:`receive` it."""
         try:
             request = Request.from_environ(environ, self.settings.max_content_length)

@@ -1,6 +1,6 @@
 """Typed MM7 requests: ``DeliverRequest``, ``DeliveryReport``, ``ReadReply`` and ``Address``.
 
-Built from a parsed :class:`flask_mm7.soap.Envelope`, the body's parts and the HTTP headers.
+Built from a parsed :class:`flask_mm7._soap.Envelope`, the body's parts and the HTTP headers.
 No I/O; knows nothing of WSGI or Flask. Optional elements are really optional: real relays
 leave out Sender, TimeStamp and more (instantcom's fixtures, VectorCore), so a missing value is
 ``None``, never an error; the raw operation element stays reachable for anything not modelled.
@@ -16,9 +16,9 @@ from xml.etree.ElementTree import Element
 
 from werkzeug.datastructures import EnvironHeaders, Headers
 
-from .attachments import Attachment
-from .parts import MimeBody
-from .soap import Envelope, attribute, child, local_name, text_of
+from ._attachments import Attachment
+from ._parts import MimeBody
+from ._soap import Envelope, attribute, child, local_name, text_of
 
 #: address elements of TS 23.140 (``RFC822Address`` is instantcom's spelling)
 _ADDRESS_TYPES = {

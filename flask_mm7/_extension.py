@@ -25,13 +25,13 @@ import typing as t
 from flask import Flask, got_request_exception
 
 from . import cli, signals
-from .config import Settings
-from .middleware import MM7Middleware
-from .outcome import Outcome
-from .receiver import Handler, HandlerRegistry, HandlerResult
+from ._config import Settings
+from ._middleware import MM7Middleware
+from ._outcome import Outcome
+from ._receiver import Handler, HandlerRegistry, HandlerResult
 
 if t.TYPE_CHECKING:  # pragma: no cover
-    from .messages import Message
+    from ._messages import Message
 
 
 class FlaskMM7Middleware(MM7Middleware):
@@ -87,7 +87,7 @@ class MM7(HandlerRegistry):
     keyword arguments given here, which win.
 
     :param app: the app to set up now, or None to call :meth:`init_app` later.
-    :param options: :class:`~flask_mm7.config.Settings` fields, e.g. ``path="/inbound/mms"``.
+    :param options: :class:`~flask_mm7._config.Settings` fields, e.g. ``path="/inbound/mms"``.
     """
 
     def __init__(self, app: Flask | None = None, **options: t.Any) -> None:

@@ -15,8 +15,8 @@ import typing as t
 
 from werkzeug.datastructures import EnvironHeaders
 
-from .errors import BodyTooLarge, IncompleteBody, LengthRequired, UnsupportedMediaType
-from .headers import is_xml_type, parse_options
+from ._errors import BodyTooLarge, IncompleteBody, LengthRequired, UnsupportedMediaType
+from ._headers import is_xml_type, parse_options
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from _typeshed.wsgi import WSGIEnvironment
@@ -41,7 +41,7 @@ class Request:
 
     @classmethod
     def from_environ(cls, environ: WSGIEnvironment, max_content_length: int) -> Request:
-        """The request of ``environ``; raises an :class:`~flask_mm7.errors.MM7Error` when its
+        """The request of ``environ``; raises an :class:`~flask_mm7._errors.MM7Error` when its
         framing is not one an MM7 body can have."""
         headers = EnvironHeaders(environ)
         mimetype, options = parse_options(headers.get("Content-Type"))
