@@ -4,8 +4,10 @@
 (with ``forbid_dtd``), entity declarations and external references by installing expat
 handlers that raise. It must subclass the stdlib's *pure-Python* ``XMLParser`` to do so, and
 that class routes every start tag, end tag and namespace declaration through Python methods
-that expand names via a dict whose every first look-up raises ``KeyError``: about two thirds
-of the 38 µs a typical 1.4 KB MM7 envelope costs.
+that expand names via a dict whose every first look-up raises ``KeyError``. Kept for speed,
+measured side by side on a typical 1.4 KB MM7 envelope: 63 µs through
+``defusedxml.ElementTree.fromstring``, 44 µs here; the 19 µs are 6 % of a typical delivery
+through the Flask extension (~310 µs).
 
 :func:`fromstring` uses that same defused parser, handlers and all, and changes only where the
 *element* events go: end tags and text straight to the C ``TreeBuilder`` (which ignores the
