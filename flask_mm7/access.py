@@ -1,0 +1,59 @@
+"""The access log: one INFO record per answered MM7 request, on the ``flask_mm7.access`` logger.
+
+Its facts are record attributes (:data:`FIELDS`), so any JSON formatter can write them as
+fields; the message is a short line for people. Values from the sender are escaped and cut
+(:func:`flask_mm7.logs.loggable`); credentials and message content are never in it. Silence
+it with ``logging.getLogger("flask_mm7.access").setLevel(logging.WARNING)``: then no facts are
+gathered for it at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+
+from .logs import get_logger, loggable
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from .observe import Facts
+
+#: the name of the access logger (a child of ``flask_mm7``)
+LOGGER_NAME = "flask_mm7.access"
+#: the record attributes each access record carries
+FIELDS = (
+    "transaction_id",
+    "operation",
+    "mm7_version",
+    "http_status",
+    "status_code",
+    "fault_code",
+    "duration",
+    "body_size",
+    "attachments",
+    "remote_addr",
+    "carrier_id",
+)
+
+logger = get_logger(LOGGER_NAME)
+
+
+def enabled() -> bool:
+    """Whether an access record would be written (one cached level lookup)."""
+    return logger.logger.isEnabledFor(logging.INFO)
+
+
+def log(facts: Facts) -> None:
+    """Write the access record of one answered request."""
+    if not enabled():
+        return
+    extra = {name: loggable(getattr(facts, name)) for name in FIELDS}
+    logger.info(
+        "MM7 %s %s from %s: HTTP %s, status %s in %.1f ms",
+        facts.operation or "-",
+        facts.transaction_id or "-",
+        facts.remote_addr or "-",
+        facts.http_status,
+        facts.status_code if facts.status_code is not None else "-",
+        facts.duration * 1000,
+        extra=extra,
+    )
