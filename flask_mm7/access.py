@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import typing as t
 
-from .logs import get_logger, loggable
+from .logs import loggable
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from .observe import Facts
@@ -34,26 +34,31 @@ FIELDS = (
     "carrier_id",
 )
 
-logger = get_logger(LOGGER_NAME)
+#: a plain logger: a LoggerAdapter (the library's QuietLogger) drops ``extra``
+logger = logging.getLogger(LOGGER_NAME)
 
 
 def enabled() -> bool:
     """Whether an access record would be written (one cached level lookup)."""
-    return logger.logger.isEnabledFor(logging.INFO)
+    return logger.isEnabledFor(logging.INFO)
 
 
 def log(facts: Facts) -> None:
-    """Write the access record of one answered request."""
+    """Write the access record of one answered request; a failing log handler cannot fail
+    the request (see :mod:`flask_mm7.logs`)."""
     if not enabled():
         return
     extra = {name: loggable(getattr(facts, name)) for name in FIELDS}
-    logger.info(
-        "MM7 %s %s from %s: HTTP %s, status %s in %.1f ms",
-        facts.operation or "-",
-        facts.transaction_id or "-",
-        facts.remote_addr or "-",
-        facts.http_status,
-        facts.status_code if facts.status_code is not None else "-",
-        facts.duration * 1000,
-        extra=extra,
-    )
+    try:
+        logger.info(
+            "MM7 %s %s from %s: HTTP %s, status %s in %.1f ms",
+            extra["operation"] or "-",
+            extra["transaction_id"] or "-",
+            extra["remote_addr"] or "-",
+            facts.http_status,
+            "-" if facts.status_code is None else facts.status_code,
+            facts.duration * 1000,
+            extra=extra,
+        )
+    except Exception:
+        pass

@@ -52,6 +52,8 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        #: (operation, HTTP status, MM7 status, fault code) -> the labelled children
+        self._children: dict[tuple[t.Any, ...], tuple[t.Any, ...]] = {}
         self.requests = Counter(
             "mm7_requests",
             "MM7 requests answered",
@@ -100,17 +102,29 @@ class Metrics:
     def finished(self, facts: Facts) -> None:
         self.in_progress.dec()
         operation = facts.operation or ""
-        status_code = "" if facts.status_code is None else str(facts.status_code)
-        self.requests.labels(operation, str(facts.http_status), status_code).inc()
-        self.request_duration.labels(operation).observe(facts.duration)
+        key = (operation, facts.http_status, facts.status_code, facts.fault_code)
+        children = self._children.get(key)
+        if children is None:  # labels() takes a lock and checks names: once per label set
+            status_code = "" if facts.status_code is None else str(facts.status_code)
+            children = self._children[key] = (
+                self.requests.labels(operation, str(facts.http_status), status_code),
+                self.request_duration.labels(operation),
+                self.handler_duration.labels(operation),
+                None
+                if facts.fault_code is None
+                else self.faults.labels(facts.fault_code, status_code),
+            )
+        requests, request_duration, handler_duration, faults = children
+        requests.inc()
+        request_duration.observe(facts.duration)
         if facts.handler_duration is not None:
-            self.handler_duration.labels(operation).observe(facts.handler_duration)
+            handler_duration.observe(facts.handler_duration)
         if facts.body_size is not None:
             self.body_bytes.observe(facts.body_size)
         if facts.duplicate:
             self.duplicates.inc()
-        if facts.fault_code is not None:
-            self.faults.labels(facts.fault_code, status_code).inc()
+        if faults is not None:
+            faults.inc()
 
     def exposition(self) -> tuple[bytes, str]:
         """The metrics in Prometheus' text format, and its Content-Type: this registry's, or
