@@ -76,8 +76,8 @@ class Tracing:
             yield
         except Exception as exc:
             span.record_exception(exc)
-            # a refusal the handler raised (MM7Error 2xxx-4xxx) is an answer, not an error
-            if not isinstance(exc, MM7Error) or exc.fault_code == "Server":
+            # a refusal (the handler's MM7Error, a malformed request) is an answer, not an error
+            if not isinstance(exc, MM7Error) or exc.retryable:
                 span.set_status(trace.Status(trace.StatusCode.ERROR, type(exc).__name__))
             raise
         finally:
