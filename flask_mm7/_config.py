@@ -181,6 +181,32 @@ def dedupe_spec(value: t.Any) -> t.Any:
     return value
 
 
+def metrics_spec(value: t.Any) -> t.Any:
+    """False (also the strings boolean() reads as false), True, or a ``prometheus_client``
+    ``CollectorRegistry`` (anything with ``register`` and ``collect``) to register in."""
+    if hasattr(value, "register") and hasattr(value, "collect"):
+        return value
+    if _is_none(value):
+        return False
+    try:
+        return boolean(value)
+    except ValueError:
+        raise _refused("true, false or a prometheus_client CollectorRegistry", value) from None
+
+
+def tracing_spec(value: t.Any) -> t.Any:
+    """False (also the strings boolean() reads as false), True (the global tracer provider),
+    or an OpenTelemetry ``TracerProvider`` (anything with ``get_tracer``)."""
+    if hasattr(value, "get_tracer"):
+        return value
+    if _is_none(value):
+        return False
+    try:
+        return boolean(value)
+    except ValueError:
+        raise _refused("true, false or an OpenTelemetry TracerProvider", value) from None
+
+
 # ------------------------------------------------------------------------------------ the table
 
 
@@ -322,11 +348,36 @@ class Settings:
         "the `Retry-After` seconds sent with a 503 (over `MM7_MAX_CONCURRENCY`, or a retry that"
         " arrives while the first copy is still in the handler)",
     )
+    metrics: t.Any = option(
+        False,
+        metrics_spec,
+        "Prometheus metrics (extra `[metrics]`): `True` registers the `mm7_*` metrics in"
+        " `prometheus_client`'s default registry, a `CollectorRegistry` in that one (see"
+        " [Operating it](#operating-it))",
+    )
+    metrics_path: t.Optional[str] = option(
+        None,
+        optional(url_path),
+        "a path on which the app answers GET with the metrics in Prometheus' text format"
+        " (needs `MM7_METRICS`; under gunicorn it gathers every worker's, see"
+        " [Operating it](#operating-it)). `None`: not served by the app",
+    )
+    tracing: t.Any = option(
+        False,
+        tracing_spec,
+        "OpenTelemetry (extra `[otel]`): `True` traces every MM7 request through the global"
+        " tracer provider, a `TracerProvider` through that one",
+    )
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = _convert(field, getattr(self, field.name), field.name)
             object.__setattr__(self, field.name, value)  # frozen: normalise in place once
+        if self.metrics_path is not None:
+            if self.metrics is False:
+                raise ValueError("metrics_path: set metrics too (MM7_METRICS = True)")
+            if self.metrics_path.rstrip("/") == self.path.rstrip("/"):
+                raise ValueError("metrics_path: must differ from path, the MM7 endpoint")
 
     @functools.cached_property
     def limits(self) -> Limits:

@@ -25,11 +25,13 @@ import typing as t
 
 from werkzeug.http import HTTP_STATUS_CODES
 
+from . import _soap
 from ._auth import BasicAuth, IPAllowlist
 from ._config import Settings
 from ._errors import Forbidden, MM7Error, Overloaded, Unauthorized
 from ._logs import get_logger
-from ._outcome import Reply, render
+from ._observe import NO_PROBE, Observer, Probe
+from ._outcome import Outcome, Reply, render
 from ._overload import ConcurrencyLimit
 from ._receiver import Handler, Receiver
 from ._request import Request
@@ -88,6 +90,9 @@ class MM7Middleware(Receiver):
         self.concurrency = (
             ConcurrencyLimit(settings.max_concurrency) if settings.max_concurrency else None
         )
+        #: makes the probe of each MM7 request: metrics, tracing, access log
+        self.observer = Observer(settings)
+        self._metrics_path = settings.metrics_path
         if self.basic_auth is None and self.allowlist is None and not settings.allow_anonymous:
             logger.warning(
                 "flask_mm7 accepts MM7 requests on %s from anyone: set basic_auth and/or"
@@ -101,26 +106,33 @@ class MM7Middleware(Receiver):
     ) -> t.Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
         if path != self._path and (path.rstrip("/") or "/") != self._path:
+            if path == self._metrics_path:
+                return self._serve_metrics(environ, start_response)
             if self.app is None:
                 return _plain(start_response, 404)
             return self.app(environ, start_response)
-        reply = self.check_access(environ)
-        if reply is None:
+        probe = self.observer.start(environ)
+        outcome = self._refuse_access(environ)
+        envelope = None
+        if outcome is None:
             if environ.get("REQUEST_METHOD", "GET").upper() != "POST":
+                probe.finish(405, None)
                 return _plain(start_response, 405, [("Allow", "POST")])
             limit = self.concurrency
             if limit is None:
-                reply = self.handle(environ)
+                outcome, envelope = self._handle(environ, probe)
             elif limit.try_acquire():
                 try:
-                    reply = self.handle(environ)
+                    outcome, envelope = self._handle(environ, probe)
                 finally:
                     limit.release()
             else:
                 overload = Overloaded(
                     4006, f"More than {limit.limit} requests at once; retry later"
                 )
-                reply = render(self.refusal(overload))
+                outcome = self.refusal(overload)
+        reply = render(outcome, envelope)
+        probe.finish(reply.status, outcome)
         environ[ENVIRON_STATUS] = reply.status
         headers = [*reply.headers, ("Content-Length", str(len(reply.body)))]
         start_response(f"{reply.status} {HTTP_STATUS_CODES.get(reply.status, '')}", headers)
@@ -133,22 +145,45 @@ class MM7Middleware(Receiver):
         ``X-Forwarded-For`` counts only through ``werkzeug.middleware.proxy_fix.ProxyFix``
         wrapped *outside* this middleware, which rewrites ``REMOTE_ADDR``.
         """
+        outcome = self._refuse_access(environ)
+        return None if outcome is None else render(outcome)
+
+    def _refuse_access(self, environ: WSGIEnvironment) -> Outcome | None:
         if self.allowlist is not None and not self.allowlist.allows(environ.get("REMOTE_ADDR")):
-            return render(self.refusal(Forbidden(4007, "Client address not allowed")))
+            return self.refusal(Forbidden(4007, "Client address not allowed"))
         auth = self.basic_auth
         if auth is not None and not auth.check(environ.get("HTTP_AUTHORIZATION")):
             refused = Unauthorized(4001, "Authentication required")
-            return render(self.refusal(refused, challenge=auth.challenge))
+            return self.refusal(refused, challenge=auth.challenge)
         return None
 
     def handle(self, environ: WSGIEnvironment) -> Reply:
         """Build the :class:`~flask_mm7._request.Request` of an MM7 POST (its HTTP framing
         checked), then :meth:`receive` it."""
+        return render(*self._handle(environ, NO_PROBE))
+
+    def _handle(
+        self, environ: WSGIEnvironment, probe: Probe
+    ) -> tuple[Outcome, _soap.Envelope | None]:
         try:
             request = Request.from_environ(environ, self.settings.max_content_length)
         except MM7Error as error:
-            return render(self.refusal(error))
-        return self.receive(request)
+            return self.refusal(error), None
+        return self.answer(request, probe)
+
+    def _serve_metrics(
+        self, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> list[bytes]:
+        """Answer a GET on ``metrics_path`` with the metrics (``Observer`` has them)."""
+        if environ.get("REQUEST_METHOD", "GET").upper() not in ("GET", "HEAD"):
+            return _plain(start_response, 405, [("Allow", "GET, HEAD")])
+        metrics = self.observer.metrics
+        assert metrics is not None  # Settings refuses metrics_path without metrics
+        body, content_type = metrics.exposition()
+        start_response(
+            "200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+        )
+        return [body]
 
 
 def _plain(

@@ -45,6 +45,7 @@ from ._messages import (
     build_message,
     safe_headers,
 )
+from ._observe import NO_PROBE, Probe
 from ._outcome import ACCEPTED, REFUSED, Outcome, Reply, render
 from ._parts import MimeBody, read_body
 from ._request import Request
@@ -183,43 +184,55 @@ class Receiver(HandlerRegistry):
 
     def receive(self, request: Request) -> Reply:
         """Answer one MM7 request."""
+        return render(*self.answer(request))
+
+    def answer(
+        self, request: Request, probe: Probe = NO_PROBE
+    ) -> tuple[Outcome, _soap.Envelope | None]:
+        """The outcome of one MM7 request, with its envelope when it was read (what
+        :func:`~flask_mm7._outcome.render` needs); ``probe`` is told each step."""
+        probe.saw_request(request)
         try:
-            body = read_body(
-                request.input,
-                request.mimetype,
-                request.options,
-                self.settings.limits,
-                request.content_length,
-            )
+            with probe.stage("read_body"):
+                body = read_body(
+                    request.input,
+                    request.mimetype,
+                    request.options,
+                    self.settings.limits,
+                    request.content_length,
+                )
         except MM7Error as error:
-            return render(self.refusal(error))
+            return self.refusal(error), None
         except Exception:
             logger.exception("MM7 request could not be read")
-            return render(Outcome.retry())
+            return Outcome.retry(), None
         with body:
             envelope: _soap.Envelope | None = None
             try:
-                envelope = _soap.read_envelope(
-                    body.root.getvalue(),
-                    body.root.mimetype_params.get("charset"),
-                    max_size=self.settings.max_soap_size,
-                    max_depth=self.settings.max_xml_depth,
-                )
-                headers = safe_headers(request.headers)
-                message = build_message(envelope, body, headers, envelope.mm7_version)
+                with probe.stage("parse_soap"):
+                    envelope = _soap.read_envelope(
+                        body.root.getvalue(),
+                        body.root.mimetype_params.get("charset"),
+                        max_size=self.settings.max_soap_size,
+                        max_depth=self.settings.max_xml_depth,
+                    )
+                    probe.saw_envelope(envelope)
+                    headers = safe_headers(request.headers)
+                    message = build_message(envelope, body, headers, envelope.mm7_version)
             except MM7Error as error:
-                return render(self.refusal(error), envelope)
+                return self.refusal(error), envelope
             except Exception:
                 logger.exception("MM7 request failed inside flask_mm7")
-                return render(Outcome.retry(), envelope)
+                return Outcome.retry(), envelope
+            probe.saw_message(message)
             try:
-                outcome = self._dispatch(envelope, message, body)
+                outcome = self._dispatch(envelope, message, body, probe)
             except Exception:  # the dedupe store failed before the handler ran
                 logger.exception("MM7 request failed inside flask_mm7")
-                return render(Outcome.retry(), envelope)
+                return Outcome.retry(), envelope
             if outcome.kind in (ACCEPTED, REFUSED):
                 self.answered(message, outcome)
-            return render(outcome, envelope)
+            return outcome, envelope
 
     def refusal(self, error: MM7Error, *, challenge: str | None = None) -> Outcome:
         """The outcome of a request refused with ``error``, logged in one line."""
@@ -229,7 +242,9 @@ class Receiver(HandlerRegistry):
             logger.warning("MM7 request refused: %s", error)
         return Outcome.from_error(error, retry_after=self.settings.retry_after, challenge=challenge)
 
-    def _dispatch(self, envelope: _soap.Envelope, message: Message, body: MimeBody) -> Outcome:
+    def _dispatch(
+        self, envelope: _soap.Envelope, message: Message, body: MimeBody, probe: Probe
+    ) -> Outcome:
         """Call the operation's handler, through the dedupe store when there is one."""
         operation = envelope.operation
         handler = self.handlers.get(operation)
@@ -242,12 +257,13 @@ class Receiver(HandlerRegistry):
             return Outcome.retry()
         store = self.dedupe
         if store is None or not envelope.transaction_id:
-            return self._run(handler, envelope, message)
+            return self._run(handler, envelope, message, probe)
         sender = getattr(message, "sender", None)
         key = dedupe.make_key(operation, envelope.transaction_id, str(sender or ""))
         content = dedupe.fingerprint(body.root.getvalue(), body.parts)
         claim = store.claim(key, content)
         if claim.state != dedupe.NEW and claim.digest == content:
+            probe.saw_duplicate()
             return self._duplicate(claim, envelope)
         if claim.reused or claim.state != dedupe.NEW:
             logger.warning(
@@ -257,10 +273,10 @@ class Receiver(HandlerRegistry):
                 envelope.transaction_id,
             )
         if claim.state != dedupe.NEW:  # a store keeping one record per key: no claim to take
-            return self._run(handler, envelope, message)
+            return self._run(handler, envelope, message, probe)
         outcome: Outcome | None = None
         try:
-            outcome = self._run(handler, envelope, message)
+            outcome = self._run(handler, envelope, message, probe)
         finally:
             final = outcome is not None and outcome.kind in (ACCEPTED, REFUSED)
             if not final:  # a Fault (or an escaping BaseException): let the retry through
@@ -304,11 +320,14 @@ class Receiver(HandlerRegistry):
         text = claim.status_text or default_text(claim.status_code)
         return Outcome.answer(claim.status_code, text)
 
-    def _run(self, handler: Handler, envelope: _soap.Envelope, message: Message) -> Outcome:
+    def _run(
+        self, handler: Handler, envelope: _soap.Envelope, message: Message, probe: Probe
+    ) -> Outcome:
         """Call the handler and turn what it returned or raised into an outcome."""
         try:
             try:
-                result: object = self.call_handler(handler, message)
+                with probe.stage("handler"):
+                    result: object = self.call_handler(handler, message)
             except MM7Error as error:
                 result = error  # raising it answers exactly as returning it
             outcome = handler_outcome(result)
@@ -320,13 +339,7 @@ class Receiver(HandlerRegistry):
                 envelope.transaction_id,
             )
             return Outcome.retry()
-        logger.info(
-            "MM7 %s %s answered %s",
-            envelope.operation,
-            envelope.transaction_id,
-            outcome.status_code,
-        )
-        return outcome
+        return outcome  # the access log (flask_mm7.access) records the answer
 
 
 __all__ = ["Handler", "HandlerRegistry", "HandlerResult", "Receiver", "Reply", "handler_outcome"]

@@ -92,9 +92,17 @@ class BoundedInput:
 
     def __init__(self, raw: t.IO[bytes], length: int | None, limit: int) -> None:
         self._raw = raw
+        self._length = length
         self._remaining = length
         self._limit = limit
         self._total = 0
+
+    @property
+    def bytes_read(self) -> int:
+        """How many bytes of the body were read (a chunked body's size once it is read)."""
+        if self._remaining is not None and self._length is not None:
+            return self._length - self._remaining
+        return self._total
 
     def read(self, size: int = -1) -> bytes:
         if self._remaining is not None:

@@ -61,7 +61,7 @@ def test_internal_modules_have_private_names() -> None:
 
     import flask_mm7
 
-    public = {"cli", "dedupe", "handoff", "pytest_plugin", "signals", "testing"}
+    public = {"access", "cli", "dedupe", "handoff", "pytest_plugin", "signals", "testing"}
     names = {module.name for module in pkgutil.iter_modules(flask_mm7.__path__)}
     assert public <= names
     assert {name for name in names - public if not name.startswith("_")} == set()

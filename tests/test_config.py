@@ -42,6 +42,9 @@ EXAMPLES: dict[str, tuple[str, t.Any, t.Any]] = {
     "dedupe_lease": ("5", 5, "soon"),
     "max_concurrency": ("None", None, "unlimited"),
     "retry_after": ("7", 7, "later"),
+    "metrics": ("on", True, "prometheus"),
+    "metrics_path": ("none", None, "metrics"),
+    "tracing": ("off", False, "jaeger"),
 }
 
 

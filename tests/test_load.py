@@ -389,13 +389,16 @@ def _read_logs(log_dir: pathlib.Path) -> tuple[collections.Counter[str], list[st
     """Lines per request tag, and the records that report an error inside flask_mm7 itself.
 
     A record starts with ``@@ TAG``, its traceback lines follow it (each worker logs to its
-    own file, so records do not interleave).
+    own file, so records do not interleave). The access record every answered request gets
+    (``flask_mm7.access``) is not counted: the lines counted are what went wrong.
     """
     lines: collections.Counter[str] = collections.Counter()
     internal: list[str] = []
     for path in log_dir.iterdir():
         tag = "-"
         for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("@@ ") and " INFO flask_mm7.access: " in line:
+                continue
             if line.startswith("@@ "):
                 tag = line.split(" ", 2)[1]
                 if any(words in line for words in INTERNAL_ERRORS):
