@@ -181,30 +181,34 @@ def dedupe_spec(value: t.Any) -> t.Any:
     return value
 
 
-def metrics_spec(value: t.Any) -> t.Any:
-    """False (also the strings boolean() reads as false), True, or a ``prometheus_client``
-    ``CollectorRegistry`` (anything with ``register`` and ``collect``) to register in."""
-    if hasattr(value, "register") and hasattr(value, "collect"):
-        return value
-    if _is_none(value):
-        return False
-    try:
-        return boolean(value)
-    except ValueError:
-        raise _refused("true, false or a prometheus_client CollectorRegistry", value) from None
+def _switch_or(what: str, is_object: t.Callable[[t.Any], bool]) -> t.Callable[[t.Any], t.Any]:
+    """A converter to False (also the strings boolean() reads as false), True, or an object
+    ``is_object`` recognises (``what``), kept as it is."""
+
+    def convert(value: t.Any) -> t.Any:
+        if is_object(value):
+            return value
+        if _is_none(value):
+            return False
+        try:
+            return boolean(value)
+        except ValueError:
+            raise _refused(f"true, false or {what}", value) from None
+
+    return convert
 
 
-def tracing_spec(value: t.Any) -> t.Any:
-    """False (also the strings boolean() reads as false), True (the global tracer provider),
-    or an OpenTelemetry ``TracerProvider`` (anything with ``get_tracer``)."""
-    if hasattr(value, "get_tracer"):
-        return value
-    if _is_none(value):
-        return False
-    try:
-        return boolean(value)
-    except ValueError:
-        raise _refused("true, false or an OpenTelemetry TracerProvider", value) from None
+#: True, or a ``prometheus_client`` ``CollectorRegistry`` (anything with ``register`` and
+#: ``collect``) to register in
+metrics_spec = _switch_or(
+    "a prometheus_client CollectorRegistry",
+    lambda value: hasattr(value, "register") and hasattr(value, "collect"),
+)
+#: True (the global tracer provider), or an OpenTelemetry ``TracerProvider`` (anything with
+#: ``get_tracer``)
+tracing_spec = _switch_or(
+    "an OpenTelemetry TracerProvider", lambda value: hasattr(value, "get_tracer")
+)
 
 
 # ------------------------------------------------------------------------------------ the table
