@@ -23,6 +23,29 @@ def free_port() -> int:
         return port
 
 
+def wait_listening(
+    process: subprocess.Popen[bytes],
+    port: int,
+    log: pathlib.Path,
+    *,
+    address: str = "127.0.0.1",
+    seconds: float = 30,
+) -> None:
+    """Return once something listens on ``address:port``; fail the test with the end of
+    ``log`` if ``process`` exits first or nothing listens within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"{process.args!r} exited {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with socket.create_connection((address, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"nothing listens on {address}:{port}:\n{log.read_text()[-3000:]}")
+            time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def gunicorn(
     app: str, workdir: pathlib.Path, env: dict[str, str], args: list[str]
@@ -48,17 +71,7 @@ def gunicorn(
             command, cwd=workdir, env=environment, stdout=log_file, stderr=subprocess.STDOUT
         )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"gunicorn exited {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"gunicorn did not listen in 20 s:\n{log.read_text()[-3000:]}")
-                time.sleep(0.05)
+        wait_listening(process, port, log, seconds=20)
         yield port, process, log
     finally:
         if process.poll() is None:

@@ -13,30 +13,14 @@ import os
 import pathlib
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 import typing as t
 
 import pytest
-from gunicorn_server import free_port
+from gunicorn_server import free_port, wait_listening
 
 APT_HINT = "apt-get install redis-server postgresql (.ci/system-deps installs them)"
-
-
-def _wait_for_port(process: subprocess.Popen[bytes], port: int, log: pathlib.Path) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"server exited {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"server did not listen in 30 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.05)
 
 
 def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
@@ -82,7 +66,7 @@ def redis_server() -> t.Iterator[str]:
         with open(log, "wb") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         try:
-            _wait_for_port(process, port, log)
+            wait_listening(process, port, log)
             yield f"redis://127.0.0.1:{port}/0"
         finally:
             _stop(process)
@@ -120,7 +104,7 @@ def postgres_server() -> t.Iterator[str]:
                 command, stdout=out, stderr=subprocess.STDOUT, user=user, cwd=directory
             )
         try:
-            _wait_for_port(process, port, log)
+            wait_listening(process, port, log)
             yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
         finally:
             _stop(process, signal.SIGINT)  # fast shutdown: SIGTERM waits for the clients

@@ -31,7 +31,7 @@ import time
 import typing as t
 
 import pytest
-from gunicorn_server import ROOT, free_port, gunicorn
+from gunicorn_server import ROOT, free_port, gunicorn, wait_listening
 
 from flask_mm7.testing import MM7Reply, MM7Request, build_deliver, parse_reply
 
@@ -88,17 +88,7 @@ def nginx(directory: pathlib.Path, upstream_port: int) -> t.Iterator[int]:
     with open(log, "wb") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"nginx exited {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"nginx did not listen in 10 s:\n{log.read_text()[-3000:]}")
-                time.sleep(0.05)
+        wait_listening(process, port, log, seconds=10)
         yield port
     finally:
         process.terminate()

@@ -39,7 +39,7 @@ import time
 import typing as t
 
 import pytest
-from gunicorn_server import ROOT
+from gunicorn_server import ROOT, wait_listening
 from servers import postgres_server, redis_server
 
 from flask_mm7.testing import build_deliver, parse_reply
@@ -73,22 +73,6 @@ def free_port(address: str) -> int:
         probe.bind((address, 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def wait_listening(
-    address: str, port: int, process: subprocess.Popen[bytes], log: pathlib.Path
-) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"{process.args!r} exited:\n{log.read_text()[-3000:]}")
-        try:
-            with socket.create_connection((address, port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"nothing listens on {address}:{port}:\n{log.read_text()[-3000:]}")
-            time.sleep(0.05)
 
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
@@ -129,7 +113,7 @@ class Host:
                 command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         self.starts += 1
-        wait_listening(self.address, self.port, self.process, self.log)
+        wait_listening(self.process, self.port, self.log, address=self.address)
 
     def kill_and_restart(self, downtime: float) -> None:
         """SIGKILL the whole host; start it again ``downtime`` seconds later (in a thread)."""
@@ -176,7 +160,7 @@ def nginx(directory: pathlib.Path, upstreams: list[str]) -> t.Iterator[int]:
             command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        wait_listening("127.0.0.1", port, process, log)
+        wait_listening(process, port, log)
         yield port
     finally:
         stop(process)
