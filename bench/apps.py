@@ -3,9 +3,10 @@
 * ``fixed_app``: reads the whole body (64 KiB at a time) and answers a fixed DeliverRsp:
   the ceiling for any MM7 receiver on this server stack.
 * ``stdlib_app``: what one writes by hand without this library: the stdlib ``email`` parser
-  (policy HTTP) on the headers + body, every leaf's payload decoded, the root part (``start``
-  or the first part) parsed with ``defusedxml``, TransactionID / MM7Version / namespace
-  extracted and echoed in the DeliverRsp.
+  (default policy, compat32, as ``email.message_from_bytes``; ``stdlib_http_app`` the same
+  with ``policy=email.policy.HTTP``) on the headers + body, every leaf's payload decoded,
+  the root part (``start`` or the first part) parsed with ``defusedxml``, TransactionID /
+  MM7Version / namespace extracted and echoed in the DeliverRsp.
 * ``make_ours_app()``: a Flask app with ``flask_mm7.MM7(app)`` whose ``on_deliver`` handler
   reads every attachment and returns None (1000). A factory, so this module imports even
   before the extension exists: gunicorn's ``bench.apps:make_ours_app()``.
@@ -74,12 +75,21 @@ def fixed_app(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
 
 
 def stdlib_app(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-    """Hand-written receiver: stdlib email + defusedxml."""
+    """Hand-written receiver: stdlib email (default policy, compat32) + defusedxml."""
+    return _stdlib(environ, start_response, email.policy.compat32)
+
+
+def stdlib_http_app(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+    """Hand-written receiver: stdlib email with ``policy=email.policy.HTTP`` + defusedxml."""
+    return _stdlib(environ, start_response, email.policy.HTTP)
+
+
+def _stdlib(environ: dict, start_response: StartResponse, policy: Any) -> Iterable[bytes]:
     from defusedxml.ElementTree import fromstring
 
     body = _read_body(environ)
     ctype = environ.get("CONTENT_TYPE", "")
-    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+    msg = email.parser.BytesParser(policy=policy).parsebytes(
         b"Content-Type: " + ctype.encode("latin-1") + b"\r\n\r\n" + body
     )
     if msg.is_multipart():
@@ -140,6 +150,8 @@ def make_app(name: str) -> Any:
         return fixed_app
     if name == "stdlib":
         return stdlib_app
+    if name == "stdlib-http":
+        return stdlib_http_app
     if name == "ours":
         return make_ours_app()
     raise ValueError(name)
@@ -149,5 +161,6 @@ def make_app(name: str) -> Any:
 GUNICORN_SPECS = {
     "fixed": "bench.apps:fixed_app",
     "stdlib": "bench.apps:stdlib_app",
+    "stdlib-http": "bench.apps:stdlib_http_app",
     "ours": "bench.apps:make_ours_app()",
 }

@@ -6,6 +6,11 @@ Every body is a ``multipart/related`` HTTP body with CRLF framing: a SOAP 1.1 ro
 leaf parts. Binary content is pseudo-random but seeded, so every run builds the same bytes;
 the builder checks that no delimiter occurs by chance inside any part.
 
+Relay shapes (``RELAY_SHAPES``), the typical content framed as relays frame it:
+``typical-javamail`` (JavaMail boundaries: part counters one apart, same session suffix) and
+``typical-kit`` (built by ``flask_mm7.testing.build_deliver``: the nested boundary is the
+outer one plus ``.mixed``).
+
 Sizes (``SIZES``): ``tiny`` (text only, ~2 KB), ``typical`` (one 60 KB JPEG + text),
 ``many`` (100 small leaf parts), ``large`` (~5 MB), ``huge`` (~50 MB). ``smoke=True`` builds
 the same shapes scaled down so the whole suite runs in about a second.
@@ -26,6 +31,12 @@ TRANSACTION_ID = "369171411769819136"
 MM7_NS = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4"
 
 SIZES: Tuple[str, ...] = ("tiny", "typical", "many", "large", "huge")
+#: the typical content framed as relays frame it (beside the synthetic ``typical``)
+RELAY_SHAPES: Tuple[str, ...] = ("typical-javamail", "typical-kit")
+#: a later JavaMail pair: part counters one apart, one session timestamp (shared prefix and
+#: suffix, as the seed's ``----=_Part_139078_...`` / ``----=_Part_139079_...``)
+JAVAMAIL_OUTER = "----=_Part_2187654_1938273645.1732981234567"
+JAVAMAIL_INNER = "----=_Part_2187655_1938273645.1732981234567"
 
 # The seed's envelope, well formed, with a few more optional elements so the root part is
 # about 1.5 KB like real OpenMarket traffic.
@@ -96,10 +107,15 @@ def _leaf(ctype: str, cid: str, payload: bytes) -> bytes:
     ).encode() + payload
 
 
-def build(name: str, leaves: List[Tuple[str, str, bytes]]) -> Body:
+def build(
+    name: str,
+    leaves: List[Tuple[str, str, bytes]],
+    outer_boundary: str = OUTER_BOUNDARY,
+    inner_boundary: str = INNER_BOUNDARY,
+) -> Body:
     """Frame ``leaves`` (content type, content id, payload) as an MM7 DeliverReq body."""
-    outer = b"--" + OUTER_BOUNDARY.encode()
-    inner = b"--" + INNER_BOUNDARY.encode()
+    outer = b"--" + outer_boundary.encode()
+    inner = b"--" + inner_boundary.encode()
     for _, _, payload in leaves:
         # a delimiter inside a payload would make every parser disagree with ``expected``
         if outer in payload or inner in payload:
@@ -111,7 +127,7 @@ def build(name: str, leaves: List[Tuple[str, str, bytes]]) -> Body:
         b"\r\n",
         outer,
         b'\r\nContent-Type: multipart/mixed; boundary="',
-        INNER_BOUNDARY.encode(),
+        inner_boundary.encode(),
         b'"\r\nContent-ID: <default.cid>\r\n\r\n',
     ]
     for ctype, cid, payload in leaves:
@@ -119,7 +135,7 @@ def build(name: str, leaves: List[Tuple[str, str, bytes]]) -> Body:
     chunks += [inner, b"--\r\n", outer, b"--\r\n"]
     return Body(
         name=name,
-        content_type=CONTENT_TYPE,
+        content_type=CONTENT_TYPE.replace(OUTER_BOUNDARY, outer_boundary),
         data=b"".join(chunks),
         soap=SOAP_ENVELOPE,
         leaves=[payload for _, _, payload in leaves],
@@ -134,8 +150,49 @@ def _text(rng: random.Random, n: int) -> bytes:
     return bytes(out[:n])
 
 
+def _kit_body(leaves: List[Tuple[str, str, bytes]]) -> Body:
+    """The typical content built by ``flask_mm7.testing.build_deliver`` (no parser code):
+    its nested boundary is the outer one plus ``.mixed``, so the outer delimiter is a prefix
+    of the inner one. The random boundary is replaced by a fixed one of the same shape, so
+    every run gets the same bytes; what a parser must find is read back by the stdlib
+    ``email`` parser (the root part as framed, CRLF included)."""
+    import email
+
+    from flask_mm7.testing import Media, build_deliver
+
+    (jtype, jcid, jpeg), (_, _, text) = leaves
+    req = build_deliver(
+        attachments=[Media(jpeg, jtype, content_id=jcid)],
+        text=text.decode(),
+        transaction_id=TRANSACTION_ID,
+        timestamp="2014-04-14T16:15:23.414Z",
+        priority="Normal",
+        subject="ACME Rewards Voucher",
+    )
+    old = email.message_from_bytes(
+        b"Content-Type: " + req.content_type.encode() + b"\r\n\r\n"
+    ).get_param("boundary")
+    fixed = "----=_Part_139078_1411587550.flask-mm7"
+    assert isinstance(old, str) and len(old) >= len("----=_Part_0_0.flask-mm7")
+    data = req.body.replace(old.encode(), fixed.encode())
+    ctype = req.content_type.replace(old, fixed)
+    msg = email.message_from_bytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + data)
+    found = [p.get_payload(decode=True) for p in msg.walk() if not p.is_multipart()]
+    if found[1:] != [jpeg, text]:
+        raise AssertionError("the testing kit's body does not carry the leaves as given")
+    return Body("typical-kit", ctype, data, soap=found[0], leaves=found[1:])
+
+
 def make_body(name: str, *, smoke: bool = False) -> Body:
-    """Build the named body (one of ``SIZES``); the same name always gives the same bytes."""
+    """Build the named body (one of ``SIZES`` or ``RELAY_SHAPES``); the same name always
+    gives the same bytes. The relay shapes carry the same content as ``typical``."""
+    if name in RELAY_SHAPES:
+        leaves = make_body("typical", smoke=smoke)
+        typical = [("image/jpeg", "image_0.jpg", leaves.leaves[0]),
+                   ("text/plain; charset=utf-8", "text_0.txt", leaves.leaves[1])]  # fmt: skip
+        if name == "typical-kit":
+            return _kit_body(typical)
+        return build(name, typical, JAVAMAIL_OUTER, JAVAMAIL_INNER)
     rng = random.Random(f"flask-mm7-bench-{name}")
     scale = 1 / 100 if smoke else 1.0
     text = ("text/plain; charset=utf-8", "text_0.txt", _text(rng, 160))

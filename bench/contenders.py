@@ -16,9 +16,11 @@ How the third-party parsers are made to accept MM7 parts, which carry no
   ``_parse_headers`` to add ``Content-Disposition: form-data; name="part"`` when absent.
 * ``python-multipart`` (``python_multipart.MultipartParser``): its callback API does not look
   at the headers, nothing to patch.
-* ``email`` (stdlib): ``BytesFeedParser(policy=email.policy.HTTP)`` fed the HTTP headers and
-  the body in 64 KiB chunks (what ``BytesParser.parse`` does, without the extra copy), then
-  ``walk()`` and ``get_payload(decode=True)`` for every leaf.
+* ``email`` (stdlib): ``BytesFeedParser()`` with the default policy (``compat32``, what
+  ``email.message_from_bytes`` uses and what a hand-written receiver does) fed the HTTP
+  headers and the body in 64 KiB chunks (what ``BytesParser.parse`` does, without the extra
+  copy), then ``walk()`` and ``get_payload(decode=True)`` for every leaf. ``email-http`` is
+  the same with ``policy=email.policy.HTTP`` (2-3x dearer; the earlier runs' ``email`` row).
 
 A contender whose library is missing is listed with ``available() == False`` and printed
 "n/a" (``ours`` too, until ``flask_mm7._parts`` exists).
@@ -98,7 +100,90 @@ def boundary_of(content_type: str) -> bytes:
 
 
 def run_floor(stream: BinaryIO, content_type: str, sink: Sink) -> None:
-    """Stream 64 KiB chunks, find delimiters with ``bytes.find``, copy parts out.
+    """The reference: 64 KiB reads, delimiters found with ``bytes.find``, parts copied out,
+    and no copy beyond that: a chunk is searched where it was read.
+
+    :func:`run_floor_old` prepended a CRLF to the body and joined every chunk to the
+    remainder of the last one (``buf[pos:] + more``): one more copy of every byte. Here the
+    first delimiter is matched at the start, and a new chunk replaces the buffer unless a
+    delimiter (or a header block) straddles the two: the few bytes of the old chunk that
+    could start one are checked against the head of the new chunk, and fed on their own
+    when they do not. Headers are read as :func:`run_floor_old` reads them.
+    """
+    read = stream.read
+    stack = [b"\r\n--" + boundary_of(content_type)]
+    buf = read(CHUNK)
+    eof = not buf
+    while len(buf) < len(stack[0]) and not eof:
+        more = read(CHUNK)
+        eof = not more
+        buf += more
+    pos = 0
+    at_start = buf.startswith(stack[0][2:])  # the first delimiter, at the very start
+    in_body = False  # False: preamble/epilogue (skip), True: a leaf's payload (feed)
+    while True:
+        delim = stack[-1]
+        if at_start:
+            i, at_start = -2, False  # as if the body began with the CRLF
+        else:
+            i = buf.find(delim, pos)
+        if i == -1 or len(buf) < i + len(delim) + 2:
+            if eof:
+                raise ValueError("floor: body ends inside a part")
+            more = read(CHUNK)
+            eof = not more
+            if i == -1:
+                keep = len(buf) - len(delim) - 1  # a delimiter may straddle the chunks
+                if keep > pos:
+                    if in_body:
+                        sink.feed(buf[pos:keep])
+                    pos = keep
+                tail = buf[pos:]
+                hit = (tail + more[: len(delim) + 2]).find(delim)
+                if len(more) > len(delim) + 1 and (hit < 0 or hit >= len(tail)):  # no join
+                    if in_body and tail:
+                        sink.feed(tail)
+                    buf, pos = more, 0
+                    continue
+            buf = buf[pos:] + more
+            pos = 0
+            continue
+        if in_body:
+            sink.feed(buf[pos:i])
+            sink.end()
+            in_body = False
+        j = i + len(delim)
+        if buf[j : j + 2] == b"--":  # close delimiter
+            stack.pop()
+            if not stack:
+                return
+            pos = j + 2
+            continue
+        # headers: up to the blank line
+        while True:
+            k = buf.find(b"\r\n\r\n", j)
+            if k >= 0:
+                break
+            more = read(CHUNK)
+            if not more:
+                raise ValueError("floor: body ends inside part headers")
+            buf = buf[pos:] + more
+            j -= pos
+            pos = 0
+        headers = buf[j:k]
+        m = headers.find(b"multipart/")
+        if m < 0:
+            in_body = True
+            sink.begin()
+            pos = k + 4
+        else:
+            stack.append(b"\r\n--" + boundary_of(headers[m:].decode("latin-1")))
+            pos = k + 2  # the nested first delimiter follows the blank line's CRLF
+
+
+def run_floor_old(stream: BinaryIO, content_type: str, sink: Sink) -> None:
+    """The floor of the earlier runs: as :func:`run_floor`, but ``read`` + ``buf[pos:] +
+    more`` copies every chunk once more (kept to compare with the earlier figures).
 
     Headers are not parsed beyond spotting a nested ``multipart/`` part and its boundary;
     a stack of delimiters follows the nesting in one pass over the body.
@@ -378,9 +463,16 @@ def run_werkzeug(stream: BinaryIO, content_type: str, sink: Sink) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def run_email(stream: BinaryIO, content_type: str, sink: Sink) -> None:
-    """``email`` feed parser (policy HTTP) on the HTTP headers + body, then walk the parts."""
-    parser = email.parser.BytesFeedParser(policy=email.policy.HTTP)
+def _email_runner(policy: Any) -> RunFn:
+    def run(stream: BinaryIO, content_type: str, sink: Sink) -> None:
+        _run_email(stream, content_type, sink, policy)
+
+    return run
+
+
+def _run_email(stream: BinaryIO, content_type: str, sink: Sink, policy: Any) -> None:
+    """``email`` feed parser on the HTTP headers + body, then walk the parts."""
+    parser = email.parser.BytesFeedParser(policy=policy)
     parser.feed(f"Content-Type: {content_type}\r\n\r\n".encode("latin-1"))
     read = stream.read
     while True:
@@ -492,7 +584,7 @@ class Contender:
             "ours": "flask-mm7",
         }.get(self.name)
         if dist is None:
-            return "stdlib" if self.name == "email" else "-"
+            return "stdlib" if self.name.startswith("email") else "-"
         try:
             from importlib.metadata import version
 
@@ -502,7 +594,10 @@ class Contender:
 
 
 CONTENDERS: List[Contender] = [
-    Contender("floor", run_floor, (), "64 KiB reads + bytes.find + copy out (reference)"),
+    Contender("floor", run_floor, (), "64 KiB readinto + find + copy out (the reference)"),
+    Contender(
+        "floor-old", run_floor_old, (), "the earlier floor: read + concat (one more copy)"
+    ),
     Contender("multipart", run_multipart, ("multipart",), "PushMultipartParser, subclassed"),
     Contender(
         "python-multipart",
@@ -513,7 +608,18 @@ CONTENDERS: List[Contender] = [
     Contender(
         "werkzeug", run_werkzeug, ("werkzeug.sansio.multipart",), "sansio MultipartDecoder"
     ),
-    Contender("email", run_email, (), "BytesFeedParser(policy=HTTP) + walk"),
+    Contender(
+        "email",
+        _email_runner(email.policy.compat32),
+        (),
+        "BytesFeedParser() (default policy compat32: message_from_bytes) + walk",
+    ),
+    Contender(
+        "email-http",
+        _email_runner(email.policy.HTTP),
+        (),
+        "BytesFeedParser(policy=HTTP) + walk (the earlier runs' email row)",
+    ),
     Contender("ours", run_ours, ("flask_mm7._parts",), "flask_mm7._parts.read_mime"),
 ]
 

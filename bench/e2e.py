@@ -15,6 +15,7 @@ import contextlib
 import http.client
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -43,6 +44,51 @@ class LoadResult:
     requests: int
     errors: int
     tool: str
+    #: CPU seconds (user + system) of the server (master + workers) during the load
+    server_cpu: Optional[float] = None
+    #: CPU seconds of the load generator during the load
+    client_cpu: Optional[float] = None
+
+    @property
+    def cpu_us(self) -> Optional[float]:
+        """Server + load generator CPU per request, in µs."""
+        if self.server_cpu is None or self.client_cpu is None or not self.requests:
+            return None
+        return (self.server_cpu + self.client_cpu) / self.requests * 1e6
+
+    @property
+    def server_cpu_us(self) -> Optional[float]:
+        if self.server_cpu is None or not self.requests:
+            return None
+        return self.server_cpu / self.requests * 1e6
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def proc_cpu(pid: int, children: bool = True) -> float:
+    """utime + stime (+ cutime + cstime: reaped children) of ``pid`` from /proc, seconds."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # after the ")": state is field 3, utime 14, stime 15, cutime 16, cstime 17 (1-based)
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / _TICK
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live children (gunicorn's master and workers)."""
+    total = proc_cpu(pid)
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
+            kids = [int(x) for x in f.read().split()]
+    except OSError:
+        kids = []
+    for kid in kids:
+        with contextlib.suppress(OSError):
+            total += proc_cpu(kid)
+    return total
 
 
 def gunicorn_available() -> bool:
@@ -153,11 +199,14 @@ def load_wrk(port: int, body: Body, duration: float, conns: int, threads: int) -
                 "wrk.body = f:read(\"*a\")\nf:close()\n"
                 'wrk.method = "POST"\n' + headers
             )
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         out = subprocess.run(
             [wrk, "-t", str(threads), "-c", str(conns), "-d", f"{max(1, round(duration))}s",
              "--timeout", "10s", "--latency", "-s", script, f"http://{HOST}:{port}{PATH}"],
             capture_output=True, text=True, timeout=duration + 60, check=True,
         ).stdout  # fmt: skip
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
@@ -168,7 +217,7 @@ def load_wrk(port: int, body: Body, duration: float, conns: int, threads: int) -
     m = re.search(r"Socket errors:.*?read (\d+), write (\d+), timeout (\d+)", out)
     if m:
         errors += int(m.group(2)) + int(m.group(3))  # read errors: the server closing
-    return LoadResult(rps, p99, total, errors, "wrk")
+    return LoadResult(rps, p99, total, errors, "wrk", client_cpu=client)
 
 
 def load_python(port: int, body: Body, duration: float, conns: int) -> LoadResult:
@@ -202,17 +251,20 @@ def load_python(port: int, body: Body, duration: float, conns: int) -> LoadResul
             conn.close()
 
     start = time.perf_counter()
+    cpu0 = proc_cpu(os.getpid(), children=False)
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(conns)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
+    client = proc_cpu(os.getpid(), children=False) - cpu0  # this process: the client threads
     flat = sorted(x for lat in latencies for x in lat)
     if not flat:
         return LoadResult(0.0, float("nan"), 0, sum(errors), "python")
     p99 = statistics.quantiles(flat, n=100)[98] if len(flat) >= 2 else flat[0]
-    return LoadResult(len(flat) / elapsed, p99 * 1e3, len(flat), sum(errors), "python")
+    return LoadResult(len(flat) / elapsed, p99 * 1e3, len(flat), sum(errors), "python",
+                      client_cpu=client)  # fmt: skip
 
 
 def load(port: int, body: Body, *, duration: float, conns: int, tool: str = "auto") -> LoadResult:
@@ -223,14 +275,25 @@ def load(port: int, body: Body, *, duration: float, conns: int, tool: str = "aut
 
 
 def median_result(results: List[LoadResult]) -> LoadResult:
-    """One result for several rounds: median req/s and p99, requests and errors summed."""
+    """One result for several rounds: median req/s and p99, requests, errors and CPU summed
+    (so ``cpu_us`` is the CPU per request over all rounds)."""
+    cpu = all(r.server_cpu is not None and r.client_cpu is not None for r in results)
     return LoadResult(
         statistics.median(r.rps for r in results),
         statistics.median(r.p99_ms for r in results),
         sum(r.requests for r in results),
         sum(r.errors for r in results),
         results[0].tool,
+        sum(r.server_cpu or 0.0 for r in results) if cpu else None,
+        sum(r.client_cpu or 0.0 for r in results) if cpu else None,
     )
+
+
+def _tree_cpu_or_none(pid: int) -> Optional[float]:
+    try:
+        return tree_cpu(pid)
+    except (OSError, ValueError, IndexError):  # no /proc (not Linux)
+        return None
 
 
 def run_apps(
@@ -247,7 +310,8 @@ def run_apps(
     machine noise then hits every app alike, and the medians compare like with like."""
     results: Dict[str, List[LoadResult]] = {name: [] for name in specs}
     with contextlib.ExitStack() as stack:
-        ports = {name: stack.enter_context(Server(spec)) for name, spec in specs.items()}
+        servers = {name: Server(spec) for name, spec in specs.items()}
+        ports = {name: stack.enter_context(server) for name, server in servers.items()}
         for port in ports.values():
             check_app(port, body)
             # warm both workers (imports, first-request caches) before timing
@@ -256,7 +320,13 @@ def run_apps(
         for round_ in range(rounds):
             shift = round_ % len(names)
             for name in names[shift:] + names[:shift]:
-                results[name].append(
-                    load(ports[name], body, duration=duration, conns=conns, tool=tool)
-                )
+                pid = servers[name].proc.pid  # type: ignore[union-attr]
+                cpu0 = _tree_cpu_or_none(pid)
+                r = load(ports[name], body, duration=duration, conns=conns, tool=tool)
+                cpu1 = _tree_cpu_or_none(pid)
+                if cpu0 is not None and cpu1 is not None:
+                    r.server_cpu = cpu1 - cpu0
+                else:
+                    r.client_cpu = None
+                results[name].append(r)
     return results
