@@ -23,7 +23,7 @@ from werkzeug.http import parse_options_header
 #: (any whitespace around the parts, line breaks included: a folded header may reach us with
 #: them, as the aggregator's printed header block breaks before ``boundary=``)
 #: (the quoted value's content and the plain value are captured apart: no quote slicing)
-_PARAMETER = re.compile(r';\s*([^\s;=]+)\s*=\s*(?:"([^"\\]*(?:\\.[^"\\]*)*)"?|([^;]*))')
+_PARAMETER = re.compile(r';\s*([^\s;="]+)\s*=\s*(?:"([^"\\]*(?:\\.[^"\\]*)*)"?|([^;]*))')
 _ESCAPE = re.compile(r"\\(.)")
 
 

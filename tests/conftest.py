@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import typing as t
 
 import pytest
 from flask import Flask
+from hypothesis import settings
 from werkzeug.middleware.lint import LintMiddleware
 from werkzeug.test import Client, TestResponse
 
 from flask_mm7 import MM7, MM7Middleware
+
+# In CI every property test runs the same examples on every run (a red CI must be reproducible,
+# never a new random find); locally they explore. HYPOTHESIS_PROFILE=ci reproduces CI's run.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default")
+)
 
 
 def _fallback_app(environ: t.Any, start_response: t.Any) -> list[bytes]:

@@ -24,6 +24,8 @@ CASES = {
     "unterminated quote": ('a/b; boundary="abc', ("a/b", {"boundary": "abc"})),
     "empty values": ('a/b; x=""; y=; z="', ("a/b", {"x": "", "y": "", "z": ""})),
     "first of two wins": ("a/b; boundary=one; BOUNDARY=two", ("a/b", {"boundary": "one"})),
+    # a quote is no token character: not a name (Werkzeug agrees; found by the oracle test)
+    "quote as a name": ('multipart/related;"=";b=""', ("multipart/related", {"b": ""})),
     "folded": ('multipart/related;\r\n\tboundary="b"', ("multipart/related", {"boundary": "b"})),
     "RFC 2231 goes to Werkzeug": (
         "attachment; filename*=UTF-8''caf%C3%A9.txt", ("attachment", {"filename": "café.txt"})

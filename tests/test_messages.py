@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime
 import io
+import typing as t
 
 import pytest
 from helpers import deliver_inner, envelope, multipart
 from werkzeug.datastructures import Headers
 
+from flask_mm7 import MM7Middleware
 from flask_mm7 import _soap as soap
 from flask_mm7._attachments import Attachment
 from flask_mm7._messages import DeliverRequest, build_message, parse_datetime
@@ -181,3 +183,48 @@ def test_attachment_file_api(tmp_path: object) -> None:
     attachment.save(target)
     assert target.read_bytes() == b"PNGDATA"
     assert attachment.headers["content-type"] == "image/png; name=a.png"
+
+
+def test_optional_fields_are_parsed_on_first_access(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What decides the answer is read before the handler; the rest when the handler asks."""
+    from flask_mm7 import _messages
+    from flask_mm7.testing import build_deliver, post
+
+    calls: list[str] = []
+    real = _messages._recipients
+
+    def counting(holder: t.Any) -> t.Any:
+        calls.append("recipients")
+        return real(holder)
+
+    monkeypatch.setattr(_messages, "_recipients", counting)
+    seen: list[t.Any] = []
+
+    def handler(msg: t.Any) -> None:
+        seen.append((type(msg).__name__, msg.transaction_id, list(calls)))
+        seen.append([str(r) for r in msg.recipients])
+        seen.append([str(r) for r in msg.recipients])  # cached: parsed once
+        seen.append(repr(msg).startswith("DeliverRequest("))
+
+    app = MM7Middleware(allow_anonymous=True, on_deliver=handler)
+    reply = post(app, build_deliver(recipients=["222111"], transaction_id="T-lazy"))
+    assert reply.ok, reply.summary
+    assert seen[0] == ("DeliverRequest", "T-lazy", [])  # not parsed before it was read
+    assert seen[1] == seen[2] == ["222111"] and calls == ["recipients"]
+    assert seen[3] is True
+
+
+def test_a_field_that_cannot_be_read_is_none_never_an_exception(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flask_mm7 import _messages
+    from flask_mm7.testing import build_deliver, post
+
+    def broken(holder: t.Any) -> t.Any:
+        raise ValueError("a relay's odd Recipients")
+
+    monkeypatch.setattr(_messages, "_recipients", broken)
+    seen: list[t.Any] = []
+    app = MM7Middleware(allow_anonymous=True, on_deliver=lambda msg: seen.append(msg.recipients))
+    assert post(app, build_deliver(recipients=["222111"])).ok
+    assert seen == [None]
