@@ -10,7 +10,6 @@ MIME or handlers.
 
 from __future__ import annotations
 
-import dataclasses
 import typing as t
 
 from . import _soap
@@ -35,8 +34,7 @@ class Reply(t.NamedTuple):
     body: bytes
 
 
-@dataclasses.dataclass(frozen=True)
-class Outcome:
+class Outcome(t.NamedTuple):
     """How one request ends: its kind, the MM7 status, and what the HTTP reply needs."""
 
     kind: str

@@ -9,7 +9,6 @@ Content-Length of ASCII digits (400) within ``max_content_length`` (413), or a c
 
 from __future__ import annotations
 
-import dataclasses
 import types
 import typing as t
 
@@ -22,8 +21,7 @@ if t.TYPE_CHECKING:  # pragma: no cover
     from _typeshed.wsgi import WSGIEnvironment
 
 
-@dataclasses.dataclass(frozen=True)
-class Request:
+class Request(t.NamedTuple):
     """An MM7 POST as the receiver sees it."""
 
     method: str
