@@ -25,7 +25,7 @@ from werkzeug.http import dump_options_header
 
 from ._attachments import Attachment, strip_id
 from ._config import DEFAULTS
-from ._errors import LimitExceeded, MalformedRequest, MM7Error
+from ._errors import LimitExceeded, MalformedRequest
 from ._headers import is_xml_type, parse_options
 from ._logs import get_logger
 from ._mime import Event, MultipartDecoder, PartStart, header_value
@@ -460,28 +460,23 @@ def _read_multipart(
             if not chunk:
                 break
             chunk = _read_full(stream, limits.chunk_size)
+        return _finish(reader.leaves, start, defects, reader.spool, limits)
     except BaseException:
         reader.discard()
         raise
-    return _finish(reader.leaves, start, defects, reader.spool, limits)
 
 
 def _finish(
     leaves: list[Attachment], start: str | None, defects: list[str], spool: _Spool, limits: Limits
 ) -> MimeBody:
-    """The body of ``leaves``: its root chosen, or MalformedRequest when it has none."""
+    """The body of ``leaves``: its root chosen, or MalformedRequest when it has none (the
+    caller releases the leaves and the spool when this raises)."""
     root_index = _choose_root(leaves, strip_id(start), defects)
-    error: MM7Error | None = None
     if root_index is None:
-        error = MalformedRequest(2007, "No SOAP part in the multipart body")
-    elif leaves[root_index].size > limits.max_soap_size:
-        error = LimitExceeded(2007, f"SOAP envelope larger than {limits.max_soap_size} bytes")
-    if error is not None:
-        for leaf in leaves:
-            leaf.close()
-        spool.close()
-        raise error
-    root = leaves.pop(root_index)  # type: ignore[arg-type]
+        raise MalformedRequest(2007, "No SOAP part in the multipart body")
+    if leaves[root_index].size > limits.max_soap_size:
+        raise LimitExceeded(2007, f"SOAP envelope larger than {limits.max_soap_size} bytes")
+    root = leaves.pop(root_index)
     if defects:
         logger.debug("tolerated MIME defects: %s", ", ".join(defects))
     return MimeBody(root, leaves, defects, spool)
