@@ -6,6 +6,7 @@ import io
 import os
 import pathlib
 import random
+import time
 import typing as t
 
 import defusedxml.ElementTree as DefusedET
@@ -241,3 +242,22 @@ def flatten_events(events: t.Iterable[object]) -> list[tuple[t.Any, ...]]:
             assert isinstance(event, PartEnd)
             flat.append(("end", event.depth))
     return flat
+
+
+class Clock:
+    """A clock a test moves by hand (``clock.now += 10``), for the dedupe stores' ``clock=``."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def wait_for(predicate: t.Callable[[], bool], timeout: float) -> float:
+    """Poll ``predicate`` until true; the seconds it took (fails after ``timeout``)."""
+    start = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - start < timeout, "timed out"
+        time.sleep(0.02)
+    return time.monotonic() - start

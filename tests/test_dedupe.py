@@ -16,7 +16,7 @@ import typing as t
 import pytest
 from conftest import Harness
 from flask import Flask
-from helpers import deliver_inner, envelope, handles_in, mm7_body, parse_reply
+from helpers import Clock, deliver_inner, envelope, handles_in, mm7_body, parse_reply
 from sec_helpers import fault
 from werkzeug.test import Client
 
@@ -508,14 +508,6 @@ def test_a_store_object_is_accepted() -> None:
 
 
 # --------------------------------------------------------------------------- stores
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make(kind: str, tmp_path: t.Any, clock: Clock, **options: t.Any) -> t.Any:

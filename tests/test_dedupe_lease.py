@@ -15,7 +15,7 @@ import time
 import typing as t
 
 import pytest
-from helpers import mm7_body, parse_reply
+from helpers import mm7_body, parse_reply, wait_for
 from werkzeug.test import Client
 
 from flask_mm7 import MM7Middleware, dedupe
@@ -24,15 +24,6 @@ from flask_mm7.dedupe import BUSY, DONE, NEW, SQLiteStore
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="needs SIGKILL")
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-
-
-def wait_for(predicate: t.Callable[[], bool], timeout: float) -> float:
-    """Poll ``predicate`` until true; the seconds it took (fails after ``timeout``)."""
-    start = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - start < timeout, "timed out"
-        time.sleep(0.02)
-    return time.monotonic() - start
 
 
 def held_by_sibling(path: str) -> SQLiteStore:

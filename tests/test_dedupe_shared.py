@@ -18,7 +18,7 @@ import uuid
 from unittest.mock import ANY
 
 import pytest
-from helpers import mm7_body, parse_reply
+from helpers import Clock, mm7_body, parse_reply, wait_for
 from servers import postgres_server, redis_server
 from werkzeug.test import Client
 
@@ -42,14 +42,6 @@ def postgres_url() -> t.Iterator[str]:
     pytest.importorskip("psycopg", reason="needs pip install 'flask-mm7[sql]'")
     with postgres_server() as url:
         yield url
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(params=KINDS)
@@ -84,14 +76,6 @@ def factory(
     yield make
     for store in made:
         store.close()
-
-
-def wait_for(predicate: t.Callable[[], bool], timeout: float) -> float:
-    start = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - start < timeout, "timed out"
-        time.sleep(0.02)
-    return time.monotonic() - start
 
 
 # ------------------------------------------------------------------------- claim rules
