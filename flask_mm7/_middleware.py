@@ -30,7 +30,7 @@ from ._auth import BasicAuth, IPAllowlist
 from ._config import Settings
 from ._errors import Forbidden, MM7Error, Overloaded, Unauthorized
 from ._logs import get_logger
-from ._observe import NO_PROBE, Observer, Probe
+from ._observe import Observer, Probe
 from ._outcome import Outcome, Reply, render
 from ._overload import ConcurrencyLimit
 from ._receiver import Handler, Receiver
@@ -157,14 +157,11 @@ class MM7Middleware(Receiver):
             return self.refusal(refused, challenge=auth.challenge)
         return None
 
-    def handle(self, environ: WSGIEnvironment) -> Reply:
-        """Build the :class:`~flask_mm7._request.Request` of an MM7 POST (its HTTP framing
-        checked), then :meth:`receive` it."""
-        return render(*self._handle(environ, NO_PROBE))
-
     def _handle(
         self, environ: WSGIEnvironment, probe: Probe
     ) -> tuple[Outcome, _soap.Envelope | None]:
+        """Build the :class:`~flask_mm7._request.Request` of an MM7 POST (its HTTP framing
+        checked), then :meth:`answer` it."""
         try:
             request = Request.from_environ(environ, self.settings.max_content_length)
         except MM7Error as error:

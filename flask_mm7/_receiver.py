@@ -3,9 +3,9 @@
 :class:`~flask_mm7._request.Request` (built by an adapter) -> its parts, read under the limits
 (:func:`flask_mm7._parts.read_body`) -> the SOAP envelope (:func:`flask_mm7._soap.read_envelope`)
 -> the message (:func:`flask_mm7._messages.build_message`) -> the handler, through the dedupe
-store when there is one -> one :class:`~flask_mm7._outcome.Outcome` ->
-:func:`~flask_mm7._outcome.render` -> a :class:`~flask_mm7._outcome.Reply`. It never lets an
-exception out (but ``BaseException`` such as ``KeyboardInterrupt``).
+store when there is one -> one :class:`~flask_mm7._outcome.Outcome`, which the adapter writes
+with :func:`~flask_mm7._outcome.render`. It never lets an exception out (but
+``BaseException`` such as ``KeyboardInterrupt``).
 
 Answer policy (README "Answer policy"):
 
@@ -46,7 +46,7 @@ from ._messages import (
     safe_headers,
 )
 from ._observe import NO_PROBE, Probe
-from ._outcome import ACCEPTED, REFUSED, Outcome, Reply, render
+from ._outcome import ACCEPTED, REFUSED, Outcome, Reply
 from ._parts import MimeBody, read_body
 from ._request import Request
 from ._status import RETRYABLE, StatusCode, default_text
@@ -181,10 +181,6 @@ class Receiver(HandlerRegistry):
         """Called once the handler's answer (or a retry's recorded one) is known."""
 
     # -- the pipeline --------------------------------------------------------------------------
-
-    def receive(self, request: Request) -> Reply:
-        """Answer one MM7 request."""
-        return render(*self.answer(request))
 
     def answer(
         self, request: Request, probe: Probe = NO_PROBE
