@@ -11,6 +11,7 @@ Knows nothing of MIME, WSGI or Flask.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 import typing as t
 from xml.etree.ElementTree import Element, ParseError
@@ -314,9 +315,36 @@ def write_response(
     status_text: str,
 ) -> bytes:
     """A ``DeliverRsp`` / ``DeliveryReportRsp`` / ``ReadReplyRsp`` for ``operation`` (a …Req)."""
+    head, before_code, before_text, tail = _response_template(operation, namespace, mm7_version)
+    return "".join(
+        (
+            head,
+            _text(transaction_id, _MAX_ID),
+            before_code,
+            str(int(status_code)),
+            before_text,
+            _text(status_text),
+            tail,
+        )
+    ).encode()
+
+
+_SLOT = "\0"  # no value can fill a slot with it: clean_text drops NUL, which XML cannot carry
+
+
+@functools.lru_cache(maxsize=64)
+def _response_template(operation: str, namespace: str, mm7_version: str) -> list[str]:
+    """The ``…Rsp`` of one operation, namespace and MM7Version, cut where the TransactionID,
+    StatusCode and StatusText go: a relay sends the same few of each, so the rest of the
+    reply is escaped and assembled once, not per request."""
     name = OPERATIONS[operation]
-    body = f"<mm7:{name}>\n{_status(mm7_version, status_code, status_text)}</mm7:{name}>\n"
-    return _envelope(namespace, transaction_id, body)
+    status = _STATUS.format(version=_text(mm7_version, 64), code=_SLOT, text=_SLOT)
+    reply = _ENVELOPE.format(
+        namespace=quoteattr(clean_text(namespace, 512)),
+        header=_HEADER.format(transaction_id=_SLOT),
+        body=f"<mm7:{name}>\n{status}</mm7:{name}>\n",
+    )
+    return reply.split(_SLOT)
 
 
 def write_fault(

@@ -117,3 +117,21 @@ def test_smoke_run_writes_results(tmp_path: Path, capsys: pytest.CaptureFixture[
     ):
         assert re.fullmatch(r"[0-9]+\.[0-9]+×", targets[what]["measured"]), targets[what]
         assert targets[what][""] in ("ok", "MISS")
+
+
+def test_in_process_section_gives_numbers() -> None:
+    """``python -m bench.inprocess``: every app answers every body (a non-200 raises) and
+    each cell and ratio is a positive number."""
+    from bench import inprocess
+
+    results = inprocess.measure(["typical", "typical-kit"], rounds=2, batch=2, smoke=True)
+    for times in results.values():
+        assert set(times) == set(inprocess.APPS)
+        assert all(len(v) == 2 and all(x > 0 for x in v) for v in times.values())
+    table = inprocess.render(results)
+    rows = [line for line in table.splitlines() if line.startswith("| typical")]
+    assert len(rows) == 2 * len(inprocess.APPS)
+    for row in rows:
+        assert re.search(r"\| \d+\.\d \|", row), row
+    (what, measured, target, verdict), _ = inprocess.targets(results)
+    assert float(measured.rstrip("×")) > 0 and verdict in ("ok", "MISS")

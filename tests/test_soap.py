@@ -171,6 +171,41 @@ def test_write_response_shape(operation: str) -> None:
     assert body.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
 
 
+def test_write_response_template_is_per_operation_namespace_and_version() -> None:
+    """The reply template is built once per (operation, namespace, version): replies in turn
+    to requests in other namespaces and versions each echo their own, and a sender's values
+    holding template-like text (braces, percent signs, NUL) are echoed as text."""
+    odd_namespace = "urn:x%s\x00"  # expat refuses braces in a namespace
+    cases = [
+        ("DeliverReq", NS5, "5.3.0", "A"),
+        ("DeliverReq", NS6, "6.8.0", "B"),
+        ("ReadReplyReq", NS6, "6.8.0", "C{}"),
+        ("DeliverReq", NS5, "5.3.0", "D\x00%s"),
+        ("DeliverReq", odd_namespace, "{v}\x00", "E"),
+    ]
+    for _ in range(2):  # the second round answers from the templates built by the first
+        for operation, namespace, version, tid in cases:
+            reply = parse_reply(
+                soap.write_response(
+                    operation,
+                    transaction_id=tid,
+                    namespace=namespace,
+                    mm7_version=version,
+                    status_code=2000 + len(tid),
+                    status_text=f"text {tid}",
+                )
+            )
+            clean = tid.replace("\x00", "")
+            assert reply["operation"] == soap.OPERATIONS[operation]
+            assert reply["namespace"] == namespace.replace("\x00", "")
+            assert reply["MM7Version"] == version.replace("\x00", "")
+            assert (reply["TransactionID"], reply["StatusCode"], reply["StatusText"]) == (
+                clean,
+                str(2000 + len(tid)),
+                f"text {clean}",
+            )
+
+
 def test_write_fault_shape() -> None:
     body = soap.write_fault(
         fault_code="Client",
