@@ -18,6 +18,7 @@ from xml.etree.ElementTree import Element
 from werkzeug.datastructures import EnvironHeaders, Headers
 
 from ._attachments import Attachment
+from ._logs import loggable
 from ._parts import MimeBody
 from ._soap import Envelope, attribute, child, local_name, text_of
 
@@ -73,7 +74,9 @@ class _Request:
     headers: Headers = dataclasses.field(repr=False)
     #: the raw operation element, for elements this class does not model
     element: Element = dataclasses.field(repr=False)
-    #: tolerated deviations from the standards found in the request
+    #: tolerated deviations from the standards found in the request; a field that is present
+    #: but cannot be read (a TimeStamp that is no date) is None and adds its note here when
+    #: first read
     defects: tuple[str, ...] = dataclasses.field(default=(), repr=False)
 
     @property
@@ -300,10 +303,14 @@ def _received(base: type, parsers: dict[str, t.Callable[[t.Any], t.Any]]) -> typ
     cls = type(base.__name__, (_Received, base), namespace)
     for name, parse in parsers.items():
 
-        def field(self: t.Any, parse: t.Callable[[t.Any], t.Any] = parse) -> t.Any:
+        def field(
+            self: t.Any, parse: t.Callable[[t.Any], t.Any] = parse, name: str = name
+        ) -> t.Any:
             try:
                 return parse(self)
-            except Exception:  # noqa: BLE001 - a value that cannot be read is None
+            except Exception as exc:  # noqa: BLE001 - a value that cannot be read is None
+                note = str(loggable(f"{name} could not be read: {exc}"))
+                object.__setattr__(self, "defects", (*self.defects, note))
                 return None
 
         lazy = functools.cached_property(field)
@@ -323,7 +330,21 @@ def _ua_prof(msg: t.Any) -> str | None:
 
 def _allow_adaptations(msg: t.Any) -> bool | None:
     content = msg._children.get("Content")
-    return _bool(attribute(content, "allowAdaptations")) if content is not None else None
+    raw = attribute(content, "allowAdaptations") if content is not None else None
+    value = _bool(raw)
+    if value is None and raw is not None:
+        raise ValueError(f"not an xsd:boolean: {raw!r}")
+    return value
+
+
+def _timestamp(msg: t.Any, *names: str) -> datetime.datetime | None:
+    """The first of the elements ``names`` present, as a datetime (ValueError when it is
+    there but no xsd:dateTime)."""
+    raw = next((text for text in map(msg._text, names) if text), None)
+    moment = parse_datetime(raw)
+    if moment is None and raw is not None:
+        raise ValueError(f"not an xsd:dateTime: {raw!r}")
+    return moment
 
 
 _ReceivedDeliverRequest = _received(
@@ -334,7 +355,7 @@ _ReceivedDeliverRequest = _received(
             m._children.get("Sender", m._children.get("SenderAddress"))
         ),
         "recipients": lambda m: _recipients(m._children.get("Recipients")),
-        "timestamp": lambda m: parse_datetime(m._text("TimeStamp")),
+        "timestamp": lambda m: _timestamp(m, "TimeStamp"),
         "priority": lambda m: m._text("Priority"),
         "subject": lambda m: m._text("Subject"),
         "ua_prof": _ua_prof,
@@ -355,7 +376,7 @@ _ReceivedDeliveryReport = _received(
     {
         **_REPORT_FIELDS,
         # a report's time is its Date, a read reply's its TimeStamp; relays mix them up
-        "timestamp": lambda m: parse_datetime(m._text("Date") or m._text("TimeStamp")),
+        "timestamp": lambda m: _timestamp(m, "Date", "TimeStamp"),
         "mm_status_extension": lambda m: m._text("MMStatusExtension"),
     },
 )
@@ -363,7 +384,7 @@ _ReceivedReadReply = _received(
     ReadReply,
     {
         **_REPORT_FIELDS,
-        "timestamp": lambda m: parse_datetime(m._text("TimeStamp") or m._text("Date")),
+        "timestamp": lambda m: _timestamp(m, "TimeStamp", "Date"),
     },
 )
 

@@ -228,3 +228,27 @@ def test_a_field_that_cannot_be_read_is_none_never_an_exception(
     app = MM7Middleware(allow_anonymous=True, on_deliver=lambda msg: seen.append(msg.recipients))
     assert post(app, build_deliver(recipients=["222111"])).ok
     assert seen == [None]
+
+
+def test_an_unreadable_field_is_none_with_a_defect() -> None:
+    """A TimeStamp that is no date and an allowAdaptations that is no boolean are None, and
+    each adds a defect naming it when first read; the handler never sees an exception."""
+    inner = (
+        "<mm7:TimeStamp>next tuesday\n</mm7:TimeStamp>"
+        '<mm7:Content href="cid:c" allowAdaptations="maybe"/>'
+    )
+    msg = _deliver(inner)
+    assert msg.defects == ()
+    assert msg.timestamp is None
+    assert msg.allow_adaptations is None
+    assert msg.timestamp is None  # cached: the defect is not added twice
+    assert msg.defects == (
+        "timestamp could not be read: not an xsd:dateTime: 'next tuesday'",
+        "allow_adaptations could not be read: not an xsd:boolean: 'maybe'",
+    )
+    good = _deliver(
+        '<mm7:TimeStamp>2026-11-30T10:00:00Z</mm7:TimeStamp><mm7:Content href="cid:c" allowAdaptations="true"/>'
+    )
+    assert good.timestamp == datetime.datetime(2026, 11, 30, 10, tzinfo=datetime.timezone.utc)
+    assert good.allow_adaptations is True
+    assert good.defects == ()
