@@ -14,6 +14,10 @@ outer one plus ``.mixed``).
 Sizes (``SIZES``): ``tiny`` (text only, ~2 KB), ``typical`` (one 60 KB JPEG + text),
 ``many`` (100 small leaf parts), ``large`` (~5 MB), ``huge`` (~50 MB). ``smoke=True`` builds
 the same shapes scaled down so the whole suite runs in about a second.
+
+Cliff bodies (``CLIFF_MIB``, :func:`make_cliff_body`): the ``large`` shape (a 60 KiB JPEG, an
+MP4 and a text part) sized to exactly N MiB, along a curve that crosses flask-mm7's in-memory
+threshold (``max_memory_body_size``, 8 MiB by default: the 8 MiB body is at it, 9 MiB above).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ TRANSACTION_ID = "369171411769819136"
 MM7_NS = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4"
 
 SIZES: Tuple[str, ...] = ("tiny", "typical", "many", "large", "huge")
+#: the cliff section's body sizes in MiB (the media part grows; the body is exactly this size)
+CLIFF_MIB: Tuple[float, ...] = (4, 6, 8, 9, 12, 16, 24)
 #: the typical content framed as relays frame it (beside the synthetic ``typical``)
 RELAY_SHAPES: Tuple[str, ...] = ("typical-javamail", "typical-kit")
 #: a later JavaMail pair: part counters one apart, one session timestamp (shared prefix and
@@ -217,6 +223,23 @@ def make_body(name: str, *, smoke: bool = False) -> Body:
     else:
         raise ValueError(f"unknown body size {name!r}; pick one of {', '.join(SIZES)}")
     return build(name, leaves)
+
+
+def make_cliff_body(mib: float, *, smoke: bool = False) -> Body:
+    """The ``large`` shape with the MP4 sized so the whole body is exactly ``mib`` MiB (a
+    hundredth of that with ``smoke``); the same ``mib`` always gives the same bytes."""
+    rng = random.Random(f"flask-mm7-bench-cliff-{mib:g}")
+    total = int(mib * 1024 * 1024 / (100 if smoke else 1))
+    image = ("image/jpeg", "image_0.jpg", rng.randbytes(4096 if smoke else 60 * 1024))
+    text = ("text/plain; charset=utf-8", "text_0.txt", _text(rng, 160))
+    media = rng.randbytes(total)  # cut to size once the framing's size is known
+    framing = build("cliff", [image, ("video/mp4", "video_0.mp4", b""), text]).size
+    if framing >= total:
+        raise ValueError(f"a {mib:g} MiB body cannot hold its framing ({framing} bytes)")
+    body = build(f"cliff-{mib:g}", [image, ("video/mp4", "video_0.mp4", media[: total - framing]),
+                                    text])  # fmt: skip
+    assert body.size == total
+    return body
 
 
 def http_request_bytes(body: Body, path: str = "/mm7", host: str = "127.0.0.1") -> bytes:

@@ -32,8 +32,9 @@ import email.parser
 import email.policy
 import importlib
 import io
+import tempfile
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable, Dict, List, Optional, Tuple
+from typing import IO, Any, BinaryIO, Callable, Dict, List, Optional, Tuple, Union
 
 CHUNK = 64 * 1024
 
@@ -264,12 +265,94 @@ def _multipart_parser_class() -> Any:
 _MP_CLASS: Any = None
 
 
-def run_multipart(stream: BinaryIO, content_type: str, sink: Sink) -> None:
-    """``multipart.PushMultipartParser`` (subclassed), recursing into nested multiparts."""
+def _mp_class() -> Any:
     global _MP_CLASS
     if _MP_CLASS is None:
         _MP_CLASS = _multipart_parser_class()
-    cls = _MP_CLASS
+    return _MP_CLASS
+
+
+def run_multipart(stream: BinaryIO, content_type: str, sink: Sink) -> None:
+    """``multipart.PushMultipartParser`` (subclassed), recursing into nested multiparts."""
+    _run_multipart_chunked(stream, content_type, sink, CHUNK)
+
+
+class _SpoolingSink:
+    """Keeps each part in memory until it passes ``threshold`` bytes, then in its own
+    ``tempfile.TemporaryFile``: what a lean streaming receiver does with the parser's output."""
+
+    __slots__ = ("threshold", "spool_dir", "parts", "_chunks", "_size", "_file")
+
+    def __init__(self, threshold: int, spool_dir: Optional[str]) -> None:
+        self.threshold = threshold
+        self.spool_dir = spool_dir
+        #: finished parts: their bytes, or their temporary file
+        self.parts: List[Union[bytes, IO[bytes]]] = []
+        self._chunks: List[bytes] = []
+        self._size = 0
+        self._file: Optional[IO[bytes]] = None
+
+    def begin(self) -> None:
+        self._chunks, self._size, self._file = [], 0, None
+
+    def feed(self, data: bytes) -> None:
+        if self._file is not None:
+            self._file.write(data)
+            return
+        self._chunks.append(data)
+        self._size += len(data)
+        if self._size > self.threshold:
+            self._file = tempfile.TemporaryFile(dir=self.spool_dir)  # noqa: SIM115
+            self._file.writelines(self._chunks)
+            self._chunks = []
+
+    def end(self) -> None:
+        self.parts.append(b"".join(self._chunks) if self._file is None else self._file)
+        self._chunks, self._file = [], None
+
+    def close(self) -> None:
+        for part in self.parts:
+            if not isinstance(part, bytes):
+                part.close()
+        if self._file is not None:
+            self._file.close()
+
+
+def multipart_spool_runner(threshold: int, chunk: int, spool_dir: Optional[str] = None) -> RunFn:
+    """A lean streaming receiver on ``multipart.PushMultipartParser``: reads the body in
+    ``chunk``-byte reads, keeps each part in memory up to ``threshold`` bytes and spools a
+    larger one to its own temporary file, then hands every part to the sink (a spooled one
+    read back with ``read()``, or in 64 KiB reads when the sink only counts: as ours)."""
+
+    def run(stream: BinaryIO, content_type: str, sink: Sink) -> None:
+        spool = _SpoolingSink(threshold, spool_dir)
+        try:
+            _run_multipart_chunked(stream, content_type, spool, chunk)
+            streaming = isinstance(sink, CountSink)
+            for part in spool.parts:
+                sink.begin()
+                if isinstance(part, bytes):
+                    sink.feed(part)
+                else:
+                    part.seek(0)
+                    if streaming:
+                        while True:
+                            data = part.read(CHUNK)
+                            if not data:
+                                break
+                            sink.feed(data)
+                    else:
+                        sink.feed(part.read())
+                sink.end()
+        finally:
+            spool.close()
+
+    return run
+
+
+def _run_multipart_chunked(stream: BinaryIO, content_type: str, sink: Sink, size: int) -> None:
+    """``multipart.PushMultipartParser`` over reads of ``size`` bytes, recursing."""
+    cls = _mp_class()
     outer = cls(boundary_of(content_type), max_header_count=32)
     # one level of nesting is what MM7 uses; the inner parser is fed the nested part's body
     # chunks as the outer parser yields them (streaming, no extra copy)
@@ -286,7 +369,7 @@ def run_multipart(stream: BinaryIO, content_type: str, sink: Sink) -> None:
                 sink.begin()
 
     while not outer.closed:
-        chunk = read(CHUNK)
+        chunk = read(size)
         for ev in outer.parse(chunk):
             if ev is None:
                 if inner is None:
@@ -534,9 +617,24 @@ def run_ours(stream: BinaryIO, content_type: str, sink: Sink) -> None:
     if _OURS_LIMITS == "unset":
         _OURS_LIMITS = ours_limits()
     # the middleware passes the request's Content-Length; a benchmark stream knows its size
-    body = _ours_read_mime()(
-        stream, content_type, limits=_OURS_LIMITS, content_length=_stream_size(stream)
-    )
+    _run_ours(stream, content_type, sink, _OURS_LIMITS, _stream_size(stream))
+
+
+def ours_runner(limits: Any, with_length: bool = True) -> RunFn:
+    """:func:`run_ours` with these ``Limits``; ``with_length=False`` passes no Content-Length
+    (a chunked upload: the streaming path whatever the body's size)."""
+
+    def run(stream: BinaryIO, content_type: str, sink: Sink) -> None:
+        _run_ours(stream, content_type, sink, limits,
+                  _stream_size(stream) if with_length else None)  # fmt: skip
+
+    return run
+
+
+def _run_ours(
+    stream: BinaryIO, content_type: str, sink: Sink, limits: Any, content_length: Optional[int]
+) -> None:
+    body = _ours_read_mime()(stream, content_type, limits=limits, content_length=content_length)
     try:
         streaming = isinstance(sink, CountSink)
         for part in (body.root, *body.parts):

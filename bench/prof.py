@@ -1,8 +1,10 @@
 """Profile one contender on one body: ``python -m bench.prof [CONTENDER] [SIZE] [N]``.
 
-Defaults: ``ours typical``. Runs the parse ``N`` times (default: enough for ~2 s) under
-cProfile and prints the top functions by own time and by cumulative time. With
-``--pyinstrument`` (if installed) prints pyinstrument's call tree instead.
+Defaults: ``ours typical``. SIZE ``cliff-9`` is the cliff section's 9 MiB body (any MiB);
+CONTENDER may be one of the cliff section's (``multipart-spool``, ``ours-no-length``). Runs
+the parse ``N`` times (default: enough for ~2 s) under cProfile and prints the top functions
+by own time and by cumulative time. With ``--pyinstrument`` (if installed) prints
+pyinstrument's call tree instead.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 import time
 from typing import List
 
-from bench.bodies import make_body
+from bench.bodies import make_body, make_cliff_body
 from bench.contenders import BY_NAME, CollectSink
 
 
@@ -23,14 +25,21 @@ def main(argv: List[str]) -> int:
     args = [a for a in argv if not a.startswith("--")]
     name = args[0] if args else "ours"
     size = args[1] if len(args) > 1 else "typical"
-    contender = BY_NAME[name]
-    if not contender.available():
+    if name in BY_NAME:
+        contender = BY_NAME[name]
+        run = contender.run if contender.available() else None
+    else:
+        from bench.run import cliff_runners
+
+        run = cliff_runners(smoke=False)[0][name]
+    if run is None:
         print(f"{name}: not available", file=sys.stderr)
         return 1
-    body = make_body(size)
+    body = make_cliff_body(float(size[6:])) if size.startswith("cliff-") else make_body(size)
 
     def once() -> None:
-        contender.run(io.BytesIO(body.data), body.content_type, CollectSink())
+        assert run is not None
+        run(io.BytesIO(body.data), body.content_type, CollectSink())
 
     t0 = time.perf_counter()
     once()

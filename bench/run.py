@@ -12,7 +12,9 @@ end to end (gunicorn + wrk). A contender whose library is not installed is print
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
+import gc
 import io
 import os
 import platform
@@ -31,8 +33,16 @@ if __package__ in (None, ""):  # ``python bench/run.py``
     __package__ = "bench"
 
 from bench import e2e, memory, soapbench  # noqa: E402
-from bench.bodies import RELAY_SHAPES, SIZES, Body, make_body  # noqa: E402
-from bench.contenders import CONTENDERS, CollectSink, Contender  # noqa: E402
+from bench.bodies import CLIFF_MIB, RELAY_SHAPES, SIZES, Body, make_body, make_cliff_body  # noqa: E402
+from bench.contenders import (  # noqa: E402
+    CONTENDERS,
+    CollectSink,
+    Contender,
+    RunFn,
+    multipart_spool_runner,
+    ours_runner,
+    run_multipart,
+)
 from bench.timing import Timing, fmt_ns, measure  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,6 +72,11 @@ T_P99_VS_FIXED = 3.0
 T_RSS_HUGE_MIB = 4.0
 T_RSS_TYPICAL_MIB = 1.0
 T_SOAP = 1.5
+# the issue "No cliff": bodies of 4-24 MB within 1.10x of a lean spooling multipart receiver
+T_CLIFF = 1.10
+CLIFF_TARGET_MIB = (4, 24)
+CLIFF_HEADING = "Large bodies across the in-memory threshold"
+CLIFF_CONTENDERS = ("ours", "ours-no-length", "multipart-spool", "multipart")
 
 
 @dataclass
@@ -78,7 +93,37 @@ class Results:
     #: every round's result per app, in round order
     http_rounds: Dict[str, List[e2e.LoadResult]] = field(default_factory=dict)
     http_note: str = ""
+    cliff: List[CliffRow] = field(default_factory=list)
+    cliff_note: str = ""
     notes: List[str] = field(default_factory=list)
+
+
+@dataclass
+class CliffRow:
+    """One body of the cliff section: every contender's time per repetition, interleaved."""
+
+    mib: float
+    size: int
+    #: ours reads this body in memory (Content-Length ≤ max_memory_body_size); None: no ours
+    in_memory: Optional[bool]
+    #: contender -> nanoseconds per repetition (repetition i of every contender ran together)
+    samples: Dict[str, List[int]] = field(default_factory=dict)
+    errors: Dict[str, str] = field(default_factory=dict)
+
+    def median(self, name: str) -> Optional[float]:
+        got = self.samples.get(name)
+        return statistics.median(got) if got else None
+
+    def us_per_mb(self, name: str) -> Optional[float]:
+        median = self.median(name)
+        return None if median is None else median / 1e3 / (self.size / 1e6)
+
+    def ratio(self, name: str, reference: str) -> Optional[float]:
+        """The median over repetitions of ``name``'s time / ``reference``'s in the same one."""
+        a, b = self.samples.get(name), self.samples.get(reference)
+        if not a or not b:
+            return None
+        return statistics.median(x / y for x, y in zip(a, b))
 
 
 def log(msg: str) -> None:
@@ -189,6 +234,82 @@ def bench_memory(
                     f"RSS+ {_mib_f(rss[size][name])}"
                 )
     return peaks, rss
+
+
+def cliff_runners(smoke: bool) -> Tuple[Dict[str, Optional[RunFn]], Optional[int], str]:
+    """The cliff section's contenders (None: not installed), ours' ``max_memory_body_size``
+    (None without ours) and a note on the settings. Ours runs at the library's default
+    ``Limits`` (a hundredth of each size with ``smoke``, so the small bodies cross the same
+    thresholds); multipart-spool uses ours' spool threshold and read size."""
+    threshold, chunk, max_memory = 512 * 1024, 256 * 1024, None
+    limits: object = None
+    try:
+        from flask_mm7._parts import Limits
+
+        limits = Limits()
+        if smoke:
+            limits = dataclasses.replace(
+                limits,
+                spool_threshold=limits.spool_threshold // 100,
+                max_memory_body_size=limits.max_memory_body_size // 100,
+                chunk_size=limits.chunk_size // 100,
+            )
+        threshold, chunk = limits.spool_threshold, limits.chunk_size
+        max_memory = limits.max_memory_body_size
+    except ImportError:
+        pass
+    if smoke and limits is None:
+        threshold, chunk = threshold // 100, chunk // 100
+    has_multipart = memory.BY_NAME["multipart"].available()
+    runners: Dict[str, Optional[RunFn]] = {
+        "ours": ours_runner(limits) if limits is not None else None,
+        "ours-no-length": ours_runner(limits, with_length=False) if limits is not None else None,
+        "multipart-spool": multipart_spool_runner(threshold, chunk) if has_multipart else None,
+        "multipart": run_multipart if has_multipart else None,
+    }
+    note = (
+        f"spool threshold {threshold:,} B, read size {chunk:,} B"
+        + (f", ours' max_memory_body_size {max_memory:,} B" if max_memory is not None else "")
+    )
+    return runners, max_memory, note
+
+
+def bench_cliff(mibs: Sequence[float], smoke: bool, reps: int) -> Tuple[List[CliffRow], str]:
+    """Time every cliff contender on every cliff body, ``reps`` interleaved repetitions (each
+    repetition runs every contender once, the order rotating), after a checked warm-up."""
+    runners, max_memory, note = cliff_runners(smoke)
+    rows: List[CliffRow] = []
+    for mib in mibs:
+        body = make_cliff_body(mib, smoke=smoke)
+        in_memory = None if max_memory is None else body.size <= max_memory
+        row = CliffRow(mib, body.size, in_memory)
+        live: List[Tuple[str, RunFn]] = []
+        for name, run in runners.items():
+            if run is None:
+                continue
+            try:
+                sink = CollectSink()
+                run(io.BytesIO(body.data), body.content_type, sink)  # correctness, warm-up
+                if sink.parts != body.expected:
+                    raise AssertionError(f"wrong parts: sizes {[len(p) for p in sink.parts]}")
+            except Exception as exc:
+                row.errors[name] = f"{type(exc).__name__}: {exc}"[:300]
+                continue
+            live.append((name, run))
+            row.samples[name] = []
+        clock = time.perf_counter_ns
+        for rep in range(reps):
+            gc.collect()
+            shift = rep % len(live) if live else 0
+            for name, run in live[shift:] + live[:shift]:
+                stream = io.BytesIO(body.data)
+                t0 = clock()
+                run(stream, body.content_type, CollectSink())
+                row.samples[name].append(clock() - t0)
+        rows.append(row)
+        cells = "  ".join(f"{n} {fmt_ns(row.median(n) or 0)}" for n in row.samples)
+        log(f"  cliff {mib:g} MiB ({body.size:,} B): {cells}")
+    return rows, f"{note}; {reps} interleaved repetitions per body"
 
 
 def ours_app_available() -> bool:
@@ -358,10 +479,71 @@ def targets(res: Results, sizes: Sequence[str]) -> List[Tuple[str, str, str, str
         x = res.rss.get(size, {}).get("ours")
         rows.append((f"peak RSS over idle, {size}: ours", _mib_f(x), f"≤ {limit:g} MiB",
                      verdict(x, lambda v, limit=limit: v <= limit)))  # fmt: skip
+    worst = cliff_worst(res.cliff)
+    if res.cliff:
+        lo, hi = CLIFF_TARGET_MIB
+        rows.append((f"large bodies {lo}-{hi} MiB: ours / multipart-spool, worst",
+                     _fr(worst), f"≤ {T_CLIFF:.2f}×",
+                     verdict(worst, lambda x: x <= T_CLIFF)))  # fmt: skip
     r = _ratio(_med(res.soap.get("ours")), _med(res.soap.get("defusedxml")))
     rows.append(("SOAP parse+extract: ours / defusedxml.fromstring", _fr(r),
                  f"≤ {T_SOAP:g}×", verdict(r, lambda x: x <= T_SOAP)))  # fmt: skip
     return rows
+
+
+def cliff_worst(rows: Sequence[CliffRow]) -> Optional[float]:
+    """The largest ours / multipart-spool ratio over the bodies the target covers."""
+    lo, hi = CLIFF_TARGET_MIB
+    ratios = [r.ratio("ours", "multipart-spool") for r in rows if lo <= r.mib <= hi]
+    found = [x for x in ratios if x is not None]
+    return max(found) if found else None
+
+
+def render_cliff(rows: Sequence[CliffRow], note: str) -> str:
+    """The cliff section's table and how to read it."""
+    parts = [f"## {CLIFF_HEADING}\n"]
+    parts.append(
+        "The `large` shape sized to exactly N MiB (the MP4 grows), read from a BytesIO; every "
+        "part copied out as bytes. Each repetition runs every contender once (order rotating); "
+        "times are medians, ratios medians of the per-repetition ratios. µs/MB (MB = 10⁶ B): a "
+        "cliff shows as a jump down the column. *ours*: `read_mime` with the Content-Length "
+        "(as the middleware passes it), default settings; *path*: in memory when the body is "
+        "at most `max_memory_body_size`, else parts over the spool threshold go to disk; "
+        "*ours, no length*: the same without Content-Length (a chunked upload: always the "
+        "spooling path); *multipart-spool*: `multipart.PushMultipartParser` with each part in "
+        "memory up to the spool threshold, then in its own temporary file, read back with "
+        "`read()`; *multipart*: the same parser keeping every part in memory (no disk).\n"
+    )
+    parts.append(f"Settings: {note}.\n")
+    header = ["body", "bytes", "ours' path", "ours", "µs/MB", "multipart-spool", "µs/MB",
+              "ours / m-spool", "ours, no length", "µs/MB", "/ m-spool", "multipart (memory)",
+              "µs/MB"]
+    table = []
+
+    def cell(row: CliffRow, name: str) -> List[str]:
+        if name in row.errors:
+            return ["error", "-"]
+        median, per_mb = row.median(name), row.us_per_mb(name)
+        if median is None or per_mb is None:
+            return ["n/a", "n/a"]
+        return [fmt_ns(median), f"{per_mb:.0f}"]
+
+    for row in rows:
+        path = {None: "n/a", True: "memory", False: "spool"}[row.in_memory]
+        table.append([f"{row.mib:g} MiB", f"{row.size:,}", path, *cell(row, "ours"),
+                      *cell(row, "multipart-spool"), _fr(row.ratio("ours", "multipart-spool")),
+                      *cell(row, "ours-no-length"),
+                      _fr(row.ratio("ours-no-length", "multipart-spool")),
+                      *cell(row, "multipart")])  # fmt: skip
+    parts.append(_table(header, table) + "\n")
+    worst = cliff_worst(rows)
+    lo, hi = CLIFF_TARGET_MIB
+    parts.append(f"Worst ours / multipart-spool over {lo}-{hi} MiB: {_fr(worst)} "
+                 f"(target ≤ {T_CLIFF:.2f}×).\n")  # fmt: skip
+    for row in rows:
+        for name, err in sorted(row.errors.items()):
+            parts.append(f"- error, {name} on {row.mib:g} MiB: `{err}`")
+    return "\n".join(parts).rstrip() + "\n"
 
 
 def render(res: Results, sizes: Sequence[str], bodies: Dict[str, Body], smoke: bool,
@@ -472,6 +654,9 @@ def render(res: Results, sizes: Sequence[str], bodies: Dict[str, Body], smoke: b
                      f"per request / ours {vs_cpu}")  # fmt: skip
     parts.append("")
 
+    if res.cliff:
+        parts.append(render_cliff(res.cliff, res.cliff_note))
+
     for note in res.notes:
         parts.append(f"- {note}")
     if res.notes:
@@ -503,9 +688,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tiny bodies, 2 reps, short HTTP; write to a temp dir")  # fmt: skip
     p.add_argument("--sizes", nargs="+", choices=SIZES + RELAY_SHAPES,
                    help="bodies (default: all sizes and relay shapes)")  # fmt: skip
-    p.add_argument("--only", nargs="+", choices=("parse", "soap", "memory", "http"),
+    p.add_argument("--only", nargs="+", choices=("parse", "soap", "memory", "http", "cliff"),
                    help="sections to run (default: all)")  # fmt: skip
     p.add_argument("--no-http", action="store_true", help="skip the HTTP section")
+    p.add_argument("--cliff-mib", nargs="+", type=float, default=list(CLIFF_MIB),
+                   help="body sizes in MiB for the cliff section")  # fmt: skip
+    p.add_argument("--cliff-reps", type=int, default=15,
+                   help="interleaved repetitions per cliff body (smoke: 2)")  # fmt: skip
     p.add_argument("--no-rss", action="store_true", help="skip the RSS subprocess probes")
     p.add_argument("--budget", type=float, default=1.0,
                    help="seconds per timing cell (default 1.0; huge gets 3×)")  # fmt: skip
@@ -524,7 +713,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     t_start = time.monotonic()
     smoke = args.smoke
     sizes = list(args.sizes or SIZES)
-    sections = set(args.only or ("parse", "soap", "memory", "http"))
+    sections = set(args.only or ("parse", "soap", "memory", "http", "cliff"))
     if args.no_http:
         sections.discard("http")
     out_dir = args.out or (tempfile.mkdtemp(prefix="mm7-bench-") if smoke else
@@ -568,6 +757,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         res.http = dict.fromkeys(HTTP_APPS)
         res.http_note = "not run (--no-http or --only)"
+    if "cliff" in sections:
+        res.cliff, res.cliff_note = bench_cliff(args.cliff_mib, smoke,
+                                                2 if smoke else args.cliff_reps)  # fmt: skip
 
     text = render(res, sizes, bodies, smoke, existing_opt_section(RESULTS))
     print(text)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import typing as t
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,71 @@ def test_in_process_section_gives_numbers() -> None:
         assert re.search(r"\| \d+\.\d \|", row), row
     (what, measured, target, verdict), _ = inprocess.targets(results)
     assert float(measured.rstrip("×")) > 0 and verdict in ("ok", "MISS")
+
+
+def test_cliff_bodies_have_their_exact_size() -> None:
+    from bench.bodies import CLIFF_MIB, make_cliff_body
+
+    for mib in CLIFF_MIB:
+        body = make_cliff_body(mib, smoke=True)
+        assert body.size == int(mib * 1024 * 1024 / 100)
+        assert body.data == make_cliff_body(mib, smoke=True).data
+    assert make_cliff_body(9).size == 9 * 1024 * 1024
+
+
+def test_multipart_spool_spools_what_passes_the_threshold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """multipart-spool gives every part back whole, and a part over the threshold went to a
+    file of its own in the spool directory while it was read."""
+    pytest.importorskip("multipart")
+    import io
+
+    import bench.contenders as contenders
+    from bench.bodies import make_cliff_body
+
+    body = make_cliff_body(9, smoke=True)  # a ~90 KB MP4 part, a 4 KiB JPEG, two small parts
+    opened: list[object] = []
+    real = contenders.tempfile.TemporaryFile
+
+    def counting(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        opened.append(kwargs.get("dir"))
+        return real(*args, **kwargs)
+
+    run = contenders.multipart_spool_runner(8192, 2048, spool_dir=str(tmp_path))
+    sink = contenders.CollectSink()
+    monkeypatch.setattr(contenders.tempfile, "TemporaryFile", counting)
+    run(io.BytesIO(body.data), body.content_type, sink)
+    assert sink.parts == body.expected
+    assert opened == [str(tmp_path)]  # the MP4 only
+    counted = contenders.CountSink()
+    run(io.BytesIO(body.data), body.content_type, counted)
+    assert (counted.count, counted.nbytes) == (4, sum(map(len, body.expected)))
+
+
+def test_smoke_run_reports_the_cliff(tmp_path: Path) -> None:
+    from bench.bodies import CLIFF_MIB
+    from bench.contenders import BY_NAME
+
+    assert bench_run.main(["--smoke", "--only", "cliff", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
+    section = text.split(f"## {bench_run.CLIFF_HEADING}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+    assert [row[0] for row in rows] == [f"{mib:g} MiB" for mib in CLIFF_MIB]
+    # ours at its defaults, scaled: the bodies up to 8 MiB are read in memory, larger spooled
+    assert [row[2] for row in rows] == ["memory"] * 3 + ["spool"] * 4
+    has_multipart = BY_NAME["multipart"].available()
+    for row in rows:
+        cells = dict(zip(header, row))
+        assert re.fullmatch(r"[0-9.]+ (µs|ms|s)", cells["ours"]), row
+        assert int(row[4]) > 0  # ours' µs/MB
+        if has_multipart:
+            assert re.fullmatch(r"[0-9.]+ (µs|ms|s)", cells["multipart-spool"]), row
+            assert int(row[6]) > 0 and re.fullmatch(r"[0-9]+\.[0-9]+×", cells["ours / m-spool"])
+        else:
+            assert cells["multipart-spool"] == cells["ours / m-spool"] == "n/a"
+    targets = table(text, "Targets")
+    verdict = targets["large bodies 4-24 MiB: ours / multipart-spool, worst"]
+    assert verdict[""] in (("ok", "MISS") if has_multipart else ("n/a",))

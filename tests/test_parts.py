@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import quopri
+import typing as t
 
 import pytest
 from helpers import SEED_CONTENT_TYPE, multipart, seed_body
@@ -281,3 +282,43 @@ def test_parts_read_or_spooled_cannot_be_read_after_close() -> None:
         for read in (part.read, lambda p=part: p.read(5), part.getvalue, lambda p=part: p.stream):
             with pytest.raises(ValueError, match="released"):
                 read()
+
+
+def test_a_spooled_part_is_read_back_in_few_reads_of_the_spool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``read()`` of a spooled part reads the spool file once, not 8 KiB at a time (a Python
+    step per 8 KiB made reading a spooled part back dearer than parsing and spooling it)."""
+    import tempfile
+
+    reads: list[int] = []
+    real = tempfile.TemporaryFile
+
+    class Counting:
+        def __init__(self, file: t.Any) -> None:
+            self._file = file
+
+        def __getattr__(self, name: str) -> t.Any:
+            return getattr(self._file, name)
+
+        def read(self, size: int = -1) -> bytes:
+            reads.append(size)
+            return self._file.read(size)  # type: ignore[no-any-return]
+
+        def readinto(self, buffer: t.Any) -> int:
+            reads.append(len(buffer))
+            return self._file.readinto(buffer)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", lambda **kw: Counting(real(**kw)))
+    payload = bytes(range(256)) * 4096  # 1 MiB
+    body = _root_and([(["Content-Type: video/mp4"], payload), ([], b"small")])
+    with _read(body, "multipart/related; boundary=b", spool_threshold=1024) as mime:
+        big = mime.parts[0]
+        assert not isinstance(big.stream, io.BytesIO)
+        assert big.read() == payload
+        assert len(reads) <= 2
+        reads.clear()
+        big.stream.seek(1000)
+        chunks = iter(lambda: big.read(65536), b"")
+        assert b"".join(chunks) == payload[1000:]
+        assert len(reads) <= 20  # 16 reads of 64 KiB, straight into the caller's buffer
