@@ -144,6 +144,15 @@ def make_ours_app() -> Any:
     return app
 
 
+#: how the tables name each app
+LABELS = {
+    "fixed": "fixed-reply",
+    "stdlib": "stdlib-email (compat32) + defusedxml",
+    "stdlib-http": "stdlib-email (policy.HTTP) + defusedxml",
+    "ours": "flask_mm7 MM7(app)",
+}
+
+
 def make_app(name: str) -> Any:
     """The app called ``name`` (``fixed``, ``stdlib`` or ``ours``)."""
     if name == "fixed":

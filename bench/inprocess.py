@@ -19,16 +19,12 @@ import statistics
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from bench.apps import make_app
+from bench.apps import LABELS, make_app
 from bench.bodies import Body, make_body
 
 APPS = ("fixed", "stdlib", "stdlib-http", "ours")
-LABELS = {
-    "fixed": "fixed-reply",
-    "stdlib": "stdlib-email (compat32) + defusedxml",
-    "stdlib-http": "stdlib-email (policy.HTTP) + defusedxml",
-    "ours": "flask_mm7 MM7(app)",
-}
+#: the synthetic typical body and the same content framed as relays frame it
+BODIES = ("typical", "typical-javamail", "typical-kit")
 #: the target: a typical delivery in process at least this many times faster than compat32
 T_VS_STDLIB = 8.0
 
@@ -128,7 +124,7 @@ def targets(results: Dict[str, Dict[str, List[float]]]) -> List[tuple]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--bodies", nargs="+", default=["typical", "typical-javamail", "typical-kit"]
+        "--bodies", nargs="+", default=list(BODIES)
     )
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--batch", type=int, default=200, help="requests per app per round")

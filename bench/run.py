@@ -32,7 +32,8 @@ if __package__ in (None, ""):  # ``python bench/run.py``
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     __package__ = "bench"
 
-from bench import e2e, memory, soapbench  # noqa: E402
+from bench import e2e, inprocess, memory, soapbench  # noqa: E402
+from bench.apps import LABELS  # noqa: E402
 from bench.bodies import CLIFF_MIB, RELAY_SHAPES, SIZES, Body, make_body, make_cliff_body  # noqa: E402
 from bench.contenders import (  # noqa: E402
     CONTENDERS,
@@ -55,12 +56,7 @@ OPT_PLACEHOLDER = (
 MEMORY_SIZES = ("typical", "large", "huge")
 MEMORY_CONTENDERS = ("floor", "multipart", "email", "ours")
 HTTP_APPS = ("fixed", "stdlib", "stdlib-http", "ours")
-HTTP_LABELS = {
-    "fixed": "fixed-reply",
-    "stdlib": "stdlib-email (compat32) + defusedxml",
-    "stdlib-http": "stdlib-email (policy.HTTP) + defusedxml",
-    "ours": "flask_mm7 MM7(app)",
-}
+HTTP_LABELS = LABELS
 EARLIER_HEADING = "## Earlier runs"
 
 # targets from the issue "Fast: a benchmark suite in bench/"
@@ -95,6 +91,8 @@ class Results:
     http_note: str = ""
     cliff: List[CliffRow] = field(default_factory=list)
     cliff_note: str = ""
+    #: µs per request of every app on each relay-shaped body, one entry per round
+    inprocess: Dict[str, Dict[str, List[float]]] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)
 
 
@@ -479,6 +477,7 @@ def targets(res: Results, sizes: Sequence[str]) -> List[Tuple[str, str, str, str
         x = res.rss.get(size, {}).get("ours")
         rows.append((f"peak RSS over idle, {size}: ours", _mib_f(x), f"≤ {limit:g} MiB",
                      verdict(x, lambda v, limit=limit: v <= limit)))  # fmt: skip
+    rows.extend(inprocess.targets(res.inprocess))
     worst = cliff_worst(res.cliff)
     if res.cliff:
         lo, hi = CLIFF_TARGET_MIB
@@ -654,6 +653,11 @@ def render(res: Results, sizes: Sequence[str], bodies: Dict[str, Body], smoke: b
                      f"per request / ours {vs_cpu}")  # fmt: skip
     parts.append("")
 
+    if res.inprocess:
+        parts.append("## A whole delivery in process\n")
+        parts.append(inprocess.__doc__.split("\n\n", 2)[2].strip() + "\n")
+        parts.append(inprocess.render(res.inprocess) + "\n")
+
     if res.cliff:
         parts.append(render_cliff(res.cliff, res.cliff_note))
 
@@ -688,7 +692,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tiny bodies, 2 reps, short HTTP; write to a temp dir")  # fmt: skip
     p.add_argument("--sizes", nargs="+", choices=SIZES + RELAY_SHAPES,
                    help="bodies (default: all sizes and relay shapes)")  # fmt: skip
-    p.add_argument("--only", nargs="+", choices=("parse", "soap", "memory", "http", "cliff"),
+    p.add_argument("--only", nargs="+",
+                   choices=("parse", "soap", "memory", "http", "cliff", "inprocess"),
                    help="sections to run (default: all)")  # fmt: skip
     p.add_argument("--no-http", action="store_true", help="skip the HTTP section")
     p.add_argument("--cliff-mib", nargs="+", type=float, default=list(CLIFF_MIB),
@@ -713,7 +718,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     t_start = time.monotonic()
     smoke = args.smoke
     sizes = list(args.sizes or SIZES)
-    sections = set(args.only or ("parse", "soap", "memory", "http", "cliff"))
+    sections = set(args.only or ("parse", "soap", "memory", "http", "cliff", "inprocess"))
     if args.no_http:
         sections.discard("http")
     out_dir = args.out or (tempfile.mkdtemp(prefix="mm7-bench-") if smoke else
@@ -757,6 +762,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         res.http = dict.fromkeys(HTTP_APPS)
         res.http_note = "not run (--no-http or --only)"
+    if "inprocess" in sections:
+        log("in process: the WSGI apps side by side")
+        res.inprocess = inprocess.measure(inprocess.BODIES, *((2, 4) if smoke else (15, 200)),
+                                          smoke=smoke)  # fmt: skip
     if "cliff" in sections:
         res.cliff, res.cliff_note = bench_cliff(args.cliff_mib, smoke,
                                                 2 if smoke else args.cliff_reps)  # fmt: skip
