@@ -82,6 +82,8 @@ _HEADER_LINE_START = re.compile(_TOKEN + rb"[ \t]*:|[ \t]")
 #: what an incomplete line may hold and still turn out to be a header or a blank line
 _HEADER_PREFIX = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]*[ \t]*")
 #: one header field in a block's text: (name, value with its continuation lines)
+#: the usual header block: header lines ending in CRLF, without folding, then a blank line
+_CRLF_BLOCK = re.compile(rb"(?:" + _TOKEN + rb":[^\r\n]*\r\n)*\r\n")
 _FIELD = re.compile("(" + _TOKEN.decode() + r")[ \t]*:([^\r\n]*(?:(?:\r\n|\n|\r)[ \t][^\r\n]*)*)")
 
 
@@ -140,62 +142,320 @@ def parse_header_block(raw: bytes) -> list[tuple[str, str]]:
     ]
 
 
-class _Search:
-    """How the delimiters of one or more adjacent open levels are looked for: by ``needle``,
-    the delimiter of the outermost of them, which the others extend (the testing kit's inner
-    boundary extends the outer one, so one scan finds both), and where in the buffer being
-    parsed the last search started and what it found.
-
-    ``bytes.find`` steps byte by byte through a run of any byte its needle holds, and every
-    delimiter holds ``-``: content made of dashes cost 5-10x random bytes. So the search
-    looks for ``piece``, the needle's longest run without a ``-`` (at ``offset`` in it), when
-    it is long enough to be as rare as the delimiter (relays' boundaries have one), and checks
-    the whole needle around each hit; content that holds the piece alone many times (a Python
-    step each) makes it search for the whole needle instead."""
-
-    __slots__ = (
-        "needle", "piece", "offset", "misses", "first", "searched_from", "found", "level"
-    )  # fmt: skip
-
-    def __init__(self, needle: bytes, first: int) -> None:
-        self.needle = needle
-        piece = max(needle.split(b"-"), key=len)
-        if len(piece) < _MIN_PIECE:
-            piece = needle
-        self.piece = piece
-        self.offset = needle.index(piece)
-        self.misses = 0
-        #: the outermost level searched for; the next search's ``first`` ends its range
-        self.first = first
-        # An outer level is searched again only past its last result, not after each inner
-        # part (which would scan the rest of the nested multipart once per part).
-        self.searched_from = -1
-        self.found: _Found | None = None
-        self.level = -1
-
-    def missed(self) -> None:
-        """The piece was found without its needle around it."""
-        self.misses += 1
-        if self.misses > _MAX_PIECE_MISSES:
-            self.piece, self.offset = self.needle, 0
-
-
 #: the shortest ``-``-free piece of a delimiter worth searching for instead of all of it
 _MIN_PIECE = 8
-#: hits of a piece without its delimiter before a search looks for the whole delimiter
+#: hits of a piece without its delimiter before a level searches for the whole delimiter
 _MAX_PIECE_MISSES = 64
+#: in a container's body, what is not the child level's is forwarded to it
+_NESTED = 5
+_LF_OR_CR = (b"\n", b"\r")
+#: a header block that may hold a multipart Content-Type (a quick test: most parts are leaves)
+_MULTIPART = re.compile(rb"multipart/", re.IGNORECASE)
 
 
-class _Found(t.NamedTuple):
-    """A delimiter in the buffer: where it starts and ends, and whether it closes its level.
-    ``end`` is -1 when the bytes from ``start`` may still become one: more input decides."""
+class _Level:
+    """One multipart level: the parts between one boundary's delimiters.
 
-    start: int
-    end: int
-    is_close: bool
+    It finds its own delimiter in the bytes it is given, emits each part's start and a leaf's
+    data, and hands the body of a part that is itself a multipart to a child level (one level
+    deeper), whose events are passed on in order. Each level keeps back, and parses again with
+    the next input, only the bytes that may still turn out to be (the line break before) its
+    delimiter.
+
+    ``bytes.find`` steps byte by byte through a run of any byte its needle holds, and every
+    delimiter holds ``-``: content made of dashes cost 5-10x random bytes. So a level looks for
+    ``piece``, its delimiter's longest run without a ``-`` (at ``offset`` in it), when it is long
+    enough to be as rare as the delimiter (relays' boundaries have one), and checks the whole
+    delimiter around each hit; content that holds the piece alone many times (a Python step
+    each) makes it search for the whole delimiter instead.
+    """
+
+    __slots__ = (
+        "decoder", "delimiter", "line", "close", "depth", "piece", "offset", "misses", "keep", "state",
+        "child", "held", "pending", "pending_size",
+    )  # fmt: skip
+
+    def __init__(self, decoder: MultipartDecoder, delimiter: bytes, depth: int) -> None:
+        self.decoder = decoder
+        self.delimiter = delimiter
+        #: the usual delimiter line, and the close delimiter
+        self.line = delimiter + b"\r\n"
+        self.close = delimiter + b"--"
+        self.depth = depth
+        piece = max(delimiter.split(b"-"), key=len)
+        if len(piece) < _MIN_PIECE:
+            piece = delimiter
+        self.piece = piece
+        self.offset = delimiter.index(piece)
+        self.misses = 0
+        #: trailing bytes that may still be a delimiter (and the line break before it)
+        self.keep = len(delimiter) + MAX_PADDING + 4
+        self.state = _PREAMBLE
+        #: the level of the open nested multipart (state _NESTED)
+        self.child: _Level | None = None
+        #: bytes held back: more input decides what they are
+        self.held = b""
+        #: input given since the level last stopped to wait (joined when it runs again)
+        self.pending: list[bytes] = []
+        self.pending_size = 0
+
+    def feed(self, data: bytes, events: list[Event]) -> None:
+        """Take the next bytes of this level and append the events they complete."""
+        self.pending.append(data)
+        self.pending_size += len(data)
+        # Bytes held back are parsed again with the new ones; doing so only once the new input
+        # is at least as large as what is held keeps the total work linear in the input, however
+        # small the pieces it is fed in.
+        if self.pending_size >= len(self.held):
+            self.run(False, events)
+
+    def end(self, events: list[Event]) -> None:
+        """The enclosing level's delimiter came: whatever is still open here ends before it.
+
+        What is left is parsed as if a close delimiter followed, which gives the events of a
+        part closed where the enclosing delimiter's line break begins."""
+        if self.state == _DONE:
+            return
+        self.run(False, events)
+        if self.state != _DONE:
+            self.pending.append(b"\r\n" + self.delimiter + b"--")
+            self.run(True, events)
+            self.decoder.defects.append("nested multipart without close delimiter")
+
+    def run(self, final: bool, events: list[Event]) -> None:
+        """Advance through the held and pending bytes as far as they allow (``final``: no more
+        input comes). The usual steps (a delimiter line ending in CRLF, a header block ending
+        in a blank line) are taken here; the rest by ``_find`` and ``_headers``."""
+        pending = self.pending
+        if self.held:
+            buf = b"".join([self.held, *pending])
+        elif len(pending) == 1:
+            buf = pending[0]  # no copy
+        else:
+            buf = b"".join(pending)
+        self.pending = []
+        self.pending_size = 0
+        size = len(buf)
+        pos = 0
+        state = self.state
+        piece, offset, line, close = self.piece, self.offset, self.line, self.close
+        decoder = self.decoder
+        depth = self.depth
+        while True:
+            if state == _HEADERS:
+                limit = pos + decoder.max_header_size
+                block = _CRLF_BLOCK.match(buf, pos, limit + 1)
+                if block is not None:  # the usual header block
+                    stop = block.end()
+                    if stop > limit:
+                        raise LimitExceeded(2007, "Part header block too large")
+                    end = stop - 2  # the blank line
+                    headers = _crlf_fields(buf[pos : end - 2]) if end > pos else []
+                else:
+                    block = _HEADER_BLOCK.match(buf, pos, limit + 1)
+                    stop = block.end()  # type: ignore[union-attr]
+                    end = block.start(1)  # type: ignore[union-attr]
+                    if (end < 0 or stop == size or stop > limit) and self._headers(
+                        buf, pos, stop, end, final
+                    ):
+                        break  # more input decides
+                    if end < 0:
+                        end = stop  # no blank line: the body starts at the first other line
+                    headers = parse_header_block(buf[pos:end]) if end > pos else []
+                decoder.part_count += 1
+                if decoder.part_count > decoder.max_parts:
+                    raise LimitExceeded(2007, f"More than {decoder.max_parts} MIME parts")
+                boundary = _MULTIPART.search(buf, pos, end) and _boundary(headers)
+                pos = stop
+                if not boundary:  # a leaf (a multipart without a boundary is one too: opaque)
+                    events.append(PartStart(headers, depth, False))
+                    state = _BODY
+                    continue
+                if depth + 1 >= decoder.max_depth:
+                    raise LimitExceeded(2007, f"MIME parts nested deeper than {decoder.max_depth}")
+                events.append(PartStart(headers, depth, True))
+                self.child = _Level(decoder, b"--" + boundary, depth + 1)
+                state = _NESTED  # the nested multipart, from its preamble on
+                continue
+            if state == _DONE:
+                self.state = state
+                self.held = b""
+                return
+            hit = buf.find(piece, pos + offset)
+            start = hit - offset
+            if hit >= 0 and buf.startswith(line, start):  # the usual delimiter line
+                end = start + len(line)
+                is_close = False
+            elif hit >= 0 and buf.startswith(close, start):  # the close delimiter
+                end = start + len(close)
+                is_close = True
+            else:
+                found = self._find(buf, hit, final)
+                piece, offset = self.piece, self.offset
+                if found is None or found[1] < 0:  # none yet, or more input decides
+                    self.state = state
+                    if final:
+                        if state == _NESTED:
+                            self._forward(buf[pos:], final, events)
+                            pos = size
+                    else:
+                        # release what cannot be (the line break before) a delimiter any more
+                        release = size - self.keep
+                        if release > pos:
+                            if state == _BODY:
+                                events.append(buf[pos:release])
+                            elif state == _NESTED:
+                                self._forward(buf[pos:release], final, events)
+                            pos = release
+                    self.held = buf[pos:]
+                    return
+                start, end, is_close = found
+            if state == _BODY or state == _NESTED:
+                # the line break before the delimiter belongs to it (RFC 2046)
+                if buf.endswith(b"\r\n", pos, start):
+                    data_end = start - 2
+                elif buf.endswith(_LF_OR_CR, pos, start):
+                    data_end = start - 1
+                else:
+                    data_end = start
+                if state == _BODY:
+                    if data_end > pos:
+                        events.append(buf[pos:data_end])
+                    events.append(PartEnd(depth))
+                else:
+                    child = self.child
+                    assert child is not None
+                    if data_end > pos:
+                        child.feed(buf[pos:data_end], events)
+                    child.end(events)
+                    self.child = None
+            pos = end
+            if not is_close:
+                state = _HEADERS
+            else:
+                state = _DONE
+                if depth:
+                    events.append(PartEnd(depth - 1))
+        self.state = state
+        self.held = buf[pos:]
+
+    def _forward(self, data: bytes, final: bool, events: list[Event]) -> None:
+        """Hand bytes of the container's body to the child level."""
+        child = self.child
+        assert child is not None
+        if final:
+            child.pending.append(data)
+            child.run(True, events)
+        else:
+            child.feed(data, events)
+        if child.state == _DONE:  # closed: the rest up to our delimiter is its epilogue
+            self.state = _EPILOGUE
+            self.child = None
+
+    def _headers(self, buf: bytes, pos: int, stop: int, blank_line: int, final: bool) -> bool:
+        """The unusual header blocks: ``_HEADER_BLOCK`` matched from ``pos`` to ``stop`` (a
+        blank line at ``blank_line``, or -1). Returns True when more input is needed first;
+        raises when the block is too large or cut short."""
+        size = len(buf)
+        decoder = self.decoder
+        limit = pos + decoder.max_header_size
+        if stop > limit:
+            raise LimitExceeded(2007, "Part header block too large")
+        if blank_line >= 0:
+            # "\r" may be the first half of the blank line's CRLF
+            return stop == size and buf[stop - 1] == 13 and not final
+        if pos == size:
+            return True  # (at the end: a whole last delimiter without its "--")
+        if _HEADER_LINE_START.match(buf, stop) and not (stop == pos and buf[stop] in b" \t"):
+            # a header line (or a continuation) whose line break is not here
+            if limit + 1 < size:
+                raise LimitExceeded(2007, "Part header block too large")
+            if final:
+                raise IncompleteBody(2007, "Request body ends inside a MIME part's headers")
+            return True
+        if not final and _line_may_go_on(buf, pos, stop):
+            if size - pos > decoder.max_header_size:
+                raise LimitExceeded(2007, "Part header block too large")
+            return True
+        if stop == size:  # headers, then the end of the input: no body, no delimiter
+            if final:
+                raise IncompleteBody(2007, "Request body ends inside a MIME part's headers")
+            return True
+        if stop > pos:
+            decoder.defects.append("no blank line after part headers")
+        return False
+
+    def _find(self, buf: bytes, hit: int, final: bool) -> tuple[int, int, bool] | None:
+        """The first delimiter from ``hit`` (where ``piece`` was found, or -1): (start, end,
+        whether it closes the level), skipping near-misses; ``end`` is -1 when the bytes from
+        ``start`` may still become one (more input decides)."""
+        piece, offset, delimiter = self.piece, self.offset, self.delimiter
+        size = len(buf)
+        while hit >= 0:
+            start = hit - offset
+            if piece is not delimiter and not buf.startswith(delimiter, start):
+                self.misses += 1
+                if self.misses > _MAX_PIECE_MISSES:
+                    piece, offset = self.piece, self.offset = delimiter, 0
+                hit = buf.find(piece, start + 1 + offset)
+                continue
+            tail_at = start + len(delimiter)
+            if buf.startswith(b"\r\n", tail_at):  # the usual tail
+                return start, tail_at + 2, False
+            tail = _TAIL.match(buf, tail_at)
+            close_mark, padding, line_break = tail.groups()  # type: ignore[union-attr]
+            end = tail.end()  # type: ignore[union-attr]
+            if close_mark:
+                return start, end, True
+            if len(padding) <= MAX_PADDING:  # else far too much padding: data
+                if end == size and not final and line_break in (None, b"\r"):
+                    return start, -1, False  # more padding, an LF, or "--" may follow
+                if line_break or end == size:
+                    return start, end, False
+                if not final and end == tail_at and tail_at + 1 == size and buf[tail_at] == 45:
+                    return start, -1, False  # "--b-": may become "--b--"
+            # a near-miss: a delimiter's text followed by other data
+            decoder = self.decoder
+            decoder.near_misses += 1
+            if decoder.near_misses > MAX_NEAR_MISSES:
+                raise LimitExceeded(
+                    2007, f"More than {MAX_NEAR_MISSES} boundary-like strings in the body"
+                )
+            hit = buf.find(piece, start + 1 + offset)
+        return None
 
 
-_WAIT = -1
+def _crlf_fields(raw: bytes) -> list[tuple[str, str]]:
+    """:func:`parse_header_block` for a block ``_CRLF_BLOCK`` matched (its last CRLF cut off):
+    the same fields, found by splitting instead of a second regex."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    return [
+        (name, value.strip()) for name, _, value in [f.partition(":") for f in text.split("\r\n")]
+    ]
+
+
+def _boundary(headers: list[tuple[str, str]]) -> bytes | None:
+    """The delimiter's boundary of a part that is a multipart container, else None."""
+    boundary = multipart_boundary(header_value(headers, "content-type"))
+    if boundary is None:
+        return None
+    try:
+        return boundary.encode("latin-1")
+    except UnicodeEncodeError:
+        return boundary.encode()
+
+
+def _line_may_go_on(buf: bytes, start: int, end: int) -> bool:
+    """Can the incomplete line at ``end`` (after a header block from ``start``) still become a
+    header line or the blank line ending the block?"""
+    if buf.find(b"\n", end) >= 0 or buf.find(b"\r", end) >= 0:
+        return False  # the line is complete: it is the body's first line
+    if end == start and buf[end:].strip(b" \t") == b"":
+        return True  # blanks may become the blank line
+    return _HEADER_PREFIX.fullmatch(buf, end) is not None
 
 
 class MultipartDecoder:
@@ -240,261 +500,43 @@ class MultipartDecoder:
         self.defects: list[str] = []
         #: number of parts seen so far
         self.part_count = 0
-        #: each open level's delimiter, outermost first, and whether its preamble is over
-        self._delimiters = [b"--" + boundary]
-        self._seen = [False]
-        self._searches = [_Search(self._delimiters[0], 0)]
-        self._near_misses = 0
-        #: bytes held back: more input decides what they are
-        self._held = b""
-        #: input fed since the decoder last stopped to wait (joined when it runs again)
-        self._pending: list[bytes] = []
-        self._pending_size = 0
-        self._state = _PREAMBLE
-
-    # -- public API ---------------------------------------------------------------------------
+        #: near-misses met in the whole body, all levels together
+        self.near_misses = 0
+        self._level = _Level(self, b"--" + boundary, 0)
 
     def feed(self, data: bytes) -> list[Event]:
         """Take the next chunk of the body and return the events it completes."""
-        if self._state == _DONE or not data:
+        level = self._level
+        if level.state == _DONE or not data:
             return []  # the epilogue is ignored without being buffered
-        self._pending.append(data)
-        self._pending_size += len(data)
-        # Bytes held back are parsed again with the new ones; doing so only once the new input
-        # is at least as large as what is held keeps the total work linear in the input, however
-        # small the pieces it is fed in.
-        if self._pending_size < len(self._held):
-            return []
-        return self._run(final=False)
+        level.pending.append(data)
+        level.pending_size += len(data)
+        if level.pending_size < len(level.held):
+            return []  # see _Level.feed
+        events: list[Event] = []
+        level.run(False, events)
+        return events
 
     def close(self) -> list[Event]:
         """Signal the end of the body and return the remaining events."""
-        if self._state == _DONE:
+        level = self._level
+        if level.state == _DONE:
             return []
-        events = self._run(final=True)
-        state = self._state
-        if state == _DONE:
+        events: list[Event] = []
+        level.run(True, events)
+        if level.state == _DONE:
             return events
         if self.part_count == 0:
             raise MalformedRequest(2007, "No multipart delimiter found in the body")
-        if state == _BODY or (state == _PREAMBLE and not self._seen[-1]):
+        innermost = level
+        while innermost.child is not None:
+            innermost = innermost.child
+        if innermost.state in (_BODY, _PREAMBLE):
             raise IncompleteBody(2007, "Request body ends inside a MIME part (truncated)")
         # the last delimiter was whole but no close delimiter followed: tolerated
         self.defects.append("missing close delimiter")
-        for depth in range(len(self._delimiters) - 2, -1, -1):
+        for depth in range(innermost.depth - 1, -1, -1):
             events.append(PartEnd(depth))
-        self._state = _DONE
-        self._held = b""
+        level.state = _DONE
+        level.held = b""
         return events
-
-    # -- the state machine ------------------------------------------------------------------
-
-    def _run(self, final: bool) -> list[Event]:
-        """Advance through the held and pending bytes as far as they allow."""
-        buf = b"".join([self._held, *self._pending])
-        for search in self._searches:
-            search.searched_from = -1  # a new buffer
-        self._pending.clear()
-        self._pending_size = 0
-        events: list[Event] = []
-        pos = 0
-        waiting = False
-        while self._state != _DONE and not waiting:
-            if self._state == _HEADERS:
-                pos, waiting = self._headers(buf, pos, final, events)
-            else:
-                pos, waiting = self._data(buf, pos, final, events)
-        self._held = buf[pos:] if self._state != _DONE else b""
-        return events
-
-    def _data(self, buf: bytes, pos: int, final: bool, events: list[Event]) -> tuple[int, bool]:
-        """In a part's data, a preamble or an epilogue: find the next delimiter and act on it.
-
-        Returns where parsing goes on, and True when it must wait for more input."""
-        found, level = self._next_delimiter(buf, pos, final)
-        in_body = self._state == _BODY
-        if found is None or found.end == _WAIT:
-            if final:
-                return pos, True  # close() decides what the unterminated rest is
-            # release what cannot be part of a delimiter (or the line break before one) yet
-            keep = max(len(d) for d in self._delimiters) + MAX_PADDING + 4
-            release = len(buf) - keep
-            if release <= pos:
-                return pos, True
-            if in_body:
-                events.append(buf[pos:release])
-            return release, True
-        depth = len(self._delimiters) - 1
-        if in_body:
-            # the line break before the delimiter belongs to it (RFC 2046)
-            data_end = found.start
-            if buf.endswith(b"\r\n", pos, data_end):
-                data_end -= 2
-            elif buf.endswith((b"\n", b"\r"), pos, data_end):
-                data_end -= 1
-            if data_end > pos:
-                events.append(buf[pos:data_end])
-            events.append(PartEnd(depth))
-        while depth > level:  # a delimiter of an outer level closes the inner multiparts
-            self._pop()
-            depth -= 1
-            self.defects.append("nested multipart without close delimiter")
-            events.append(PartEnd(depth))
-        self._seen[level] = True
-        if not found.is_close:
-            self._state = _HEADERS
-        elif level == 0:
-            self._state = _DONE
-        else:
-            self._pop()
-            events.append(PartEnd(level - 1))
-            self._state = _EPILOGUE  # the container's epilogue, up to the next outer delimiter
-        return found.end, False
-
-    def _headers(self, buf: bytes, pos: int, final: bool, events: list[Event]) -> tuple[int, bool]:
-        """At a part's header block: emit its PartStart and return where its body starts, and
-        True when more input is needed first."""
-        size = len(buf)
-        if final and pos == size:
-            return pos, True  # a whole last delimiter without its "--": close() tolerates it
-        limit = pos + self.max_header_size
-        block = _HEADER_BLOCK.match(buf, pos, min(size, limit + 1))
-        stop = block.end()  # type: ignore[union-attr]
-        blank_line = block.start(1)  # type: ignore[union-attr]
-        if stop > limit:
-            raise LimitExceeded(2007, "Part header block too large")
-        if blank_line >= 0:
-            end = blank_line
-            if stop == size and buf[stop - 1] == 13 and not final:
-                return pos, True  # "\r" may be the first half of the blank line's CRLF
-        else:
-            end = stop
-            if _HEADER_LINE_START.match(buf, stop) and not (stop == pos and buf[stop] in b" \t"):
-                # a header line (or a continuation) whose line break is not here
-                if limit + 1 < size:
-                    raise LimitExceeded(2007, "Part header block too large")
-                if final:
-                    raise IncompleteBody(2007, "Request body ends inside a MIME part's headers")
-                return pos, True
-            if not final and self._line_may_go_on(buf, pos, stop):
-                if size - pos > self.max_header_size:
-                    raise LimitExceeded(2007, "Part header block too large")
-                return pos, True
-            if stop == size:  # headers, then the end of the input: no body, no delimiter
-                if final:
-                    raise IncompleteBody(2007, "Request body ends inside a MIME part's headers")
-                return pos, True
-            if stop > pos:
-                self.defects.append("no blank line after part headers")
-        headers = parse_header_block(buf[pos:end]) if end > pos else []
-        self.part_count += 1
-        if self.part_count > self.max_parts:
-            raise LimitExceeded(2007, f"More than {self.max_parts} MIME parts")
-        depth = len(self._delimiters) - 1
-        boundary = multipart_boundary(header_value(headers, "content-type"))
-        if boundary is None:  # a leaf (a multipart without a boundary is one too: opaque)
-            events.append(PartStart(headers, depth, False))
-            self._state = _BODY
-            return stop, False
-        if len(self._delimiters) >= self.max_depth:
-            raise LimitExceeded(2007, f"MIME parts nested deeper than {self.max_depth}")
-        events.append(PartStart(headers, depth, True))
-        try:
-            raw = boundary.encode("latin-1")
-        except UnicodeEncodeError:
-            raw = boundary.encode()
-        self._push(b"--" + raw)
-        self._state = _PREAMBLE  # the nested multipart's preamble
-        return stop, False
-
-    def _push(self, delimiter: bytes) -> None:
-        """Open a nested level: found by the innermost search when it extends its needle."""
-        self._delimiters.append(delimiter)
-        self._seen.append(False)
-        last = self._searches[-1]
-        if delimiter.startswith(last.needle):
-            # a new search object: what the old one skipped may be the new level's
-            self._searches[-1] = _Search(last.needle, last.first)
-        else:
-            self._searches.append(_Search(delimiter, len(self._delimiters) - 1))
-
-    def _pop(self) -> None:
-        """Close the innermost level."""
-        self._delimiters.pop()
-        self._seen.pop()
-        last = self._searches.pop()
-        if last.first < len(self._delimiters):  # the search served outer levels too
-            self._searches.append(_Search(last.needle, last.first))
-
-    @staticmethod
-    def _line_may_go_on(buf: bytes, start: int, end: int) -> bool:
-        """Can the incomplete line at ``end`` (after a header block from ``start``) still become
-        a header line or the blank line ending the block?"""
-        if buf.find(b"\n", end) >= 0 or buf.find(b"\r", end) >= 0:
-            return False  # the line is complete: it is the body's first line
-        if end == start and buf[end:].strip(b" \t") == b"":
-            return True  # blanks may become the blank line
-        return _HEADER_PREFIX.fullmatch(buf, end) is not None
-
-    # -- finding delimiters -------------------------------------------------------------------
-
-    def _next_delimiter(self, buf: bytes, pos: int, final: bool) -> tuple[_Found | None, int]:
-        """The earliest delimiter of any open level at or after ``pos``, and its level.
-
-        At the same position the inner level wins: its delimiter is the longer one."""
-        best: _Found | None = None
-        best_level = -1
-        innermost = len(self._delimiters) - 1
-        for search in reversed(self._searches):
-            found = search.found
-            if not (0 <= search.searched_from <= pos and (found is None or found.start >= pos)):
-                search.found, search.level = self._search(search, innermost, buf, pos, final)
-                search.searched_from = pos
-                found = search.found
-            if found is not None and (best is None or found.start < best.start):
-                best, best_level = found, search.level
-            innermost = search.first - 1
-        return best, best_level
-
-    def _search(
-        self, search: _Search, innermost: int, buf: bytes, pos: int, final: bool
-    ) -> tuple[_Found | None, int]:
-        """The first delimiter at or after ``pos`` of the levels ``search`` covers (up to
-        ``innermost``) and its level, skipping near-misses."""
-        size = len(buf)
-        while True:
-            hit = buf.find(search.piece, pos + search.offset)
-            if hit < 0:
-                return None, -1
-            start = hit - search.offset
-            if search.piece is not search.needle and not buf.startswith(search.needle, start):
-                search.missed()
-                pos = start + 1
-                continue
-            for level in range(innermost, search.first - 1, -1):
-                delimiter = self._delimiters[level]
-                if not buf.startswith(delimiter, start):
-                    continue
-                tail_at = start + len(delimiter)
-                if buf.startswith(b"\r\n", tail_at):  # the usual tail
-                    return _Found(start, tail_at + 2, False), level
-                tail = _TAIL.match(buf, tail_at)
-                close_mark, padding, line_break = tail.groups()  # type: ignore[union-attr]
-                end = tail.end()  # type: ignore[union-attr]
-                if close_mark:
-                    return _Found(start, end, True), level
-                if len(padding) > MAX_PADDING:
-                    continue  # far too much padding: data
-                if end == size and not final and line_break in (None, b"\r"):
-                    return _Found(start, _WAIT, False), level  # more padding, an LF, or "--"
-                if line_break or end == size:
-                    return _Found(start, end, False), level
-                if not final and end == tail_at and tail_at + 1 == size and buf[tail_at] == 45:
-                    return _Found(start, _WAIT, False), level  # "--b-": may become "--b--"
-            # a near-miss: a delimiter's text followed by other data
-            self._near_misses += 1
-            if self._near_misses > MAX_NEAR_MISSES:
-                raise LimitExceeded(
-                    2007, f"More than {MAX_NEAR_MISSES} boundary-like strings in the body"
-                )
-            pos = start + 1

@@ -182,7 +182,7 @@ def read_body(
     if content_length is not None and content_length <= limits.max_memory_body_size:
         # known to fit in memory: read and decoded in one piece, no part spooled
         spool_threshold = None
-        first_size = max(content_length, first_size)
+        first_size = content_length or first_size
     return _read_multipart(
         stream,
         first or _read_full(stream, first_size),
@@ -311,19 +311,21 @@ class _Reader:
         self.size = 0
         self.spooled_at = -1
 
-    def event(self, event: Event, defects: list[str]) -> None:
-        if isinstance(event, bytes):
-            self.write(event)
-        elif isinstance(event, PartStart):
-            if event.is_multipart:
-                self.containers = (*self.containers, _part_id(event.headers) or "")
-            else:
-                self.headers = event.headers
-                self.decode = _transfer_decoder(event.headers)
-        elif self.headers is not None:  # the end of a leaf
-            self.finish(defects)
-        elif self.containers:  # the end of a container
-            self.containers = self.containers[:-1]
+    def take(self, events: list[Event], defects: list[str]) -> None:
+        """Act on the decoder's events, in order."""
+        for event in events:
+            if isinstance(event, bytes):
+                self.write(event)
+            elif isinstance(event, PartStart):
+                if event.is_multipart:
+                    self.containers = (*self.containers, _part_id(event.headers) or "")
+                else:
+                    self.headers = event.headers
+                    self.decode = _transfer_decoder(event.headers)
+            elif self.headers is not None:  # the end of a leaf
+                self.finish(defects)
+            elif self.containers:  # the end of a container
+                self.containers = self.containers[:-1]
 
     def write(self, data: bytes) -> None:
         if self.decode is not None:
@@ -466,9 +468,7 @@ def _read_multipart(
     chunk = first
     try:
         while True:
-            events = decoder.feed(chunk) if chunk else decoder.close()
-            for event in events:
-                reader.event(event, defects)
+            reader.take(decoder.feed(chunk) if chunk else decoder.close(), defects)
             if not chunk:
                 break
             chunk = _read_full(stream, limits.chunk_size)
