@@ -36,12 +36,24 @@ A ``--boundary`` match followed by anything but padding, a line break, ``--`` or
 input is not a delimiter (for boundary ``B1`` the text ``--B10`` is data); this keeps glued
 delimiters working without splitting on near-misses.
 
-Linear by construction: delimiters are found with ``bytes.find`` (a near-miss costs a Python
-step, so a body may hold at most :data:`MAX_NEAR_MISSES` of them) and each level's next one is
-searched for once per buffer, not again after every inner part; a header block is matched by
-unambiguous regexes bounded by the header size limit; and bytes that must wait for more input
-are parsed again only once the input held has doubled, so a body fed in tiny pieces costs
-linear time too. Every tolerated deviation is recorded in :attr:`MultipartDecoder.defects`.
+How it works: a stack of single-boundary levels, like the ``multipart`` library's push parser.
+Level 0 reads the body; a part that is itself a multipart opens the next level, and the
+container's body (what level 0 finds before its own next delimiter) is handed to that level as
+a range of the same buffer, not a copy, whose events are passed on in document order. A level
+knows only its own delimiter, so an inner boundary that extends the outer one (the testing
+kit's ``outer + ".mixed"``) is an outer near-miss passed on to the inner level as data, and an
+outer delimiter ends whatever inner levels are still open (parsed as if their close delimiter
+came there).
+
+Linear by construction: each level finds its delimiter with ``bytes.find`` over each byte of
+its own range once, so a byte is scanned at most once per level (``max_depth`` times in all); a
+near-miss costs a Python step, so a body may hold at most :data:`MAX_NEAR_MISSES` of them; a
+header block is matched by unambiguous regexes bounded by the header size limit; and bytes a
+level must hold back for more input are parsed again only once the new input is at least as
+large, so a body fed in tiny pieces costs linear time too. The usual steps (a delimiter line
+ending in CRLF, a header block of unfolded CRLF lines ending in a blank line) take a few Python
+lines each; everything else goes the general way. Every tolerated deviation is recorded in
+:attr:`MultipartDecoder.defects`.
 """
 
 from __future__ import annotations
@@ -158,9 +170,10 @@ class _Level:
 
     It finds its own delimiter in the bytes it is given, emits each part's start and a leaf's
     data, and hands the body of a part that is itself a multipart to a child level (one level
-    deeper), whose events are passed on in order. Each level keeps back, and parses again with
-    the next input, only the bytes that may still turn out to be (the line break before) its
-    delimiter.
+    deeper), whose events are passed on in order. Bytes are passed as a range of the caller's
+    buffer (``buf[pos:size]``), not copied. Each level keeps back, and parses again with the
+    next input, only the bytes that may still turn out to be (the line break before) its
+    delimiter, or a header block not complete yet.
 
     ``bytes.find`` steps byte by byte through a run of any byte its needle holds, and every
     delimiter holds ``-``: content made of dashes cost 5-10x random bytes. So a level looks for
@@ -171,8 +184,8 @@ class _Level:
     """
 
     __slots__ = (
-        "decoder", "delimiter", "line", "close", "depth", "piece", "offset", "misses", "keep", "state",
-        "child", "held", "pending", "pending_size",
+        "decoder", "delimiter", "line", "close", "depth", "piece", "offset", "misses", "keep",
+        "state", "child", "held", "pending", "pending_size",
     )  # fmt: skip
 
     def __init__(self, decoder: MultipartDecoder, delimiter: bytes, depth: int) -> None:
@@ -195,19 +208,32 @@ class _Level:
         self.child: _Level | None = None
         #: bytes held back: more input decides what they are
         self.held = b""
-        #: input given since the level last stopped to wait (joined when it runs again)
+        #: input given since the level last stopped to wait (only while bytes are held)
         self.pending: list[bytes] = []
         self.pending_size = 0
 
-    def feed(self, data: bytes, events: list[Event]) -> None:
-        """Take the next bytes of this level and append the events they complete."""
-        self.pending.append(data)
-        self.pending_size += len(data)
-        # Bytes held back are parsed again with the new ones; doing so only once the new input
-        # is at least as large as what is held keeps the total work linear in the input, however
-        # small the pieces it is fed in.
-        if self.pending_size >= len(self.held):
-            self.run(False, events)
+    def feed(self, buf: bytes, pos: int, size: int, events: list[Event]) -> None:
+        """Take ``buf[pos:size]``, the next bytes of this level, and append the events they
+        complete."""
+        if self.held:
+            # Bytes held back are parsed again with the new ones; doing so only once the new
+            # input is at least as large as what is held keeps the total work linear in the
+            # input, however small the pieces it is fed in.
+            self.pending.append(buf[pos:size])
+            self.pending_size += size - pos
+            if self.pending_size < len(self.held):
+                return
+            buf = self._joined()
+            pos, size = 0, len(buf)
+        self.run(buf, pos, size, False, events)
+
+    def _joined(self) -> bytes:
+        """The held bytes and the pending ones, which are parsed now."""
+        buf = b"".join([self.held, *self.pending])
+        self.held = b""
+        self.pending = []
+        self.pending_size = 0
+        return buf
 
     def end(self, events: list[Event]) -> None:
         """The enclosing level's delimiter came: whatever is still open here ends before it.
@@ -216,27 +242,27 @@ class _Level:
         part closed where the enclosing delimiter's line break begins."""
         if self.state == _DONE:
             return
-        self.run(False, events)
+        buf = self._joined()
+        self.run(buf, 0, len(buf), False, events)
         if self.state != _DONE:
-            self.pending.append(b"\r\n" + self.delimiter + b"--")
-            self.run(True, events)
+            self.pending.append(b"\r\n" + self.close)
+            buf = self._joined()
+            self.run(buf, 0, len(buf), True, events)
             self.decoder.defects.append("nested multipart without close delimiter")
 
-    def run(self, final: bool, events: list[Event]) -> None:
-        """Advance through the held and pending bytes as far as they allow (``final``: no more
-        input comes). The usual steps (a delimiter line ending in CRLF, a header block ending
-        in a blank line) are taken here; the rest by ``_find`` and ``_headers``."""
-        pending = self.pending
+    def finish(self, buf: bytes, pos: int, size: int, events: list[Event]) -> None:
+        """Take ``buf[pos:size]``, the last bytes of this level (the body ends)."""
         if self.held:
-            buf = b"".join([self.held, *pending])
-        elif len(pending) == 1:
-            buf = pending[0]  # no copy
-        else:
-            buf = b"".join(pending)
-        self.pending = []
-        self.pending_size = 0
-        size = len(buf)
-        pos = 0
+            self.pending.append(buf[pos:size])
+            buf = self._joined()
+            pos, size = 0, len(buf)
+        self.run(buf, pos, size, True, events)
+
+    def run(self, buf: bytes, pos: int, size: int, final: bool, events: list[Event]) -> None:
+        """Advance through ``buf[pos:size]`` as far as it allows (``final``: no more input
+        comes), and hold back the rest. The usual steps (a delimiter line ending in CRLF, a
+        header block ending in a blank line) are taken here; the rest by ``_find`` and
+        ``_headers``."""
         state = self.state
         piece, offset, line, close = self.piece, self.offset, self.line, self.close
         decoder = self.decoder
@@ -244,7 +270,7 @@ class _Level:
         while True:
             if state == _HEADERS:
                 limit = pos + decoder.max_header_size
-                block = _CRLF_BLOCK.match(buf, pos, limit + 1)
+                block = _CRLF_BLOCK.match(buf, pos, min(size, limit + 1))
                 if block is not None:  # the usual header block
                     stop = block.end()
                     if stop > limit:
@@ -252,11 +278,11 @@ class _Level:
                     end = stop - 2  # the blank line
                     headers = _crlf_fields(buf[pos : end - 2]) if end > pos else []
                 else:
-                    block = _HEADER_BLOCK.match(buf, pos, limit + 1)
+                    block = _HEADER_BLOCK.match(buf, pos, min(size, limit + 1))
                     stop = block.end()  # type: ignore[union-attr]
                     end = block.start(1)  # type: ignore[union-attr]
                     if (end < 0 or stop == size or stop > limit) and self._headers(
-                        buf, pos, stop, end, final
+                        buf, pos, stop, end, size, final
                     ):
                         break  # more input decides
                     if end < 0:
@@ -279,24 +305,23 @@ class _Level:
                 continue
             if state == _DONE:
                 self.state = state
-                self.held = b""
                 return
-            hit = buf.find(piece, pos + offset)
+            hit = buf.find(piece, pos + offset, size)
             start = hit - offset
-            if hit >= 0 and buf.startswith(line, start):  # the usual delimiter line
+            if hit >= 0 and buf.startswith(line, start, size):  # the usual delimiter line
                 end = start + len(line)
                 is_close = False
-            elif hit >= 0 and buf.startswith(close, start):  # the close delimiter
+            elif hit >= 0 and buf.startswith(close, start, size):  # the close delimiter
                 end = start + len(close)
                 is_close = True
             else:
-                found = self._find(buf, hit, final)
+                found = self._find(buf, hit, size, final)
                 piece, offset = self.piece, self.offset
                 if found is None or found[1] < 0:  # none yet, or more input decides
                     self.state = state
                     if final:
                         if state == _NESTED:
-                            self._forward(buf[pos:], final, events)
+                            self._forward(buf, pos, size, final, events)
                             pos = size
                     else:
                         # release what cannot be (the line break before) a delimiter any more
@@ -305,12 +330,13 @@ class _Level:
                             if state == _BODY:
                                 events.append(buf[pos:release])
                             elif state == _NESTED:
-                                self._forward(buf[pos:release], final, events)
+                                self._forward(buf, pos, release, final, events)
                             pos = release
-                    self.held = buf[pos:]
+                    if pos < size:
+                        self.held = buf[pos:size]
                     return
                 start, end, is_close = found
-            if state == _BODY or state == _NESTED:
+            if state in (_BODY, _NESTED):
                 # the line break before the delimiter belongs to it (RFC 2046)
                 if buf.endswith(b"\r\n", pos, start):
                     data_end = start - 2
@@ -326,7 +352,7 @@ class _Level:
                     child = self.child
                     assert child is not None
                     if data_end > pos:
-                        child.feed(buf[pos:data_end], events)
+                        child.feed(buf, pos, data_end, events)
                     child.end(events)
                     self.child = None
             pos = end
@@ -337,26 +363,27 @@ class _Level:
                 if depth:
                     events.append(PartEnd(depth - 1))
         self.state = state
-        self.held = buf[pos:]
+        if pos < size:
+            self.held = buf[pos:size]
 
-    def _forward(self, data: bytes, final: bool, events: list[Event]) -> None:
-        """Hand bytes of the container's body to the child level."""
+    def _forward(self, buf: bytes, pos: int, size: int, final: bool, events: list[Event]) -> None:
+        """Hand ``buf[pos:size]``, bytes of the container's body, to the child level."""
         child = self.child
         assert child is not None
         if final:
-            child.pending.append(data)
-            child.run(True, events)
+            child.finish(buf, pos, size, events)
         else:
-            child.feed(data, events)
+            child.feed(buf, pos, size, events)
         if child.state == _DONE:  # closed: the rest up to our delimiter is its epilogue
             self.state = _EPILOGUE
             self.child = None
 
-    def _headers(self, buf: bytes, pos: int, stop: int, blank_line: int, final: bool) -> bool:
+    def _headers(
+        self, buf: bytes, pos: int, stop: int, blank_line: int, size: int, final: bool
+    ) -> bool:
         """The unusual header blocks: ``_HEADER_BLOCK`` matched from ``pos`` to ``stop`` (a
-        blank line at ``blank_line``, or -1). Returns True when more input is needed first;
-        raises when the block is too large or cut short."""
-        size = len(buf)
+        blank line at ``blank_line``, or -1) in ``buf[:size]``. Returns True when more input is
+        needed first; raises when the block is too large or cut short."""
         decoder = self.decoder
         limit = pos + decoder.max_header_size
         if stop > limit:
@@ -366,14 +393,14 @@ class _Level:
             return stop == size and buf[stop - 1] == 13 and not final
         if pos == size:
             return True  # (at the end: a whole last delimiter without its "--")
-        if _HEADER_LINE_START.match(buf, stop) and not (stop == pos and buf[stop] in b" \t"):
+        if _HEADER_LINE_START.match(buf, stop, size) and not (stop == pos and buf[stop] in b" \t"):
             # a header line (or a continuation) whose line break is not here
             if limit + 1 < size:
                 raise LimitExceeded(2007, "Part header block too large")
             if final:
                 raise IncompleteBody(2007, "Request body ends inside a MIME part's headers")
             return True
-        if not final and _line_may_go_on(buf, pos, stop):
+        if not final and _line_may_go_on(buf, pos, stop, size):
             if size - pos > decoder.max_header_size:
                 raise LimitExceeded(2007, "Part header block too large")
             return True
@@ -385,24 +412,23 @@ class _Level:
             decoder.defects.append("no blank line after part headers")
         return False
 
-    def _find(self, buf: bytes, hit: int, final: bool) -> tuple[int, int, bool] | None:
-        """The first delimiter from ``hit`` (where ``piece`` was found, or -1): (start, end,
-        whether it closes the level), skipping near-misses; ``end`` is -1 when the bytes from
-        ``start`` may still become one (more input decides)."""
+    def _find(self, buf: bytes, hit: int, size: int, final: bool) -> tuple[int, int, bool] | None:
+        """The first delimiter from ``hit`` (where ``piece`` was found, or -1) in ``buf[:size]``:
+        (start, end, whether it closes the level), skipping near-misses; ``end`` is -1 when the
+        bytes from ``start`` may still become one (more input decides)."""
         piece, offset, delimiter = self.piece, self.offset, self.delimiter
-        size = len(buf)
         while hit >= 0:
             start = hit - offset
-            if piece is not delimiter and not buf.startswith(delimiter, start):
+            if piece is not delimiter and not buf.startswith(delimiter, start, size):
                 self.misses += 1
                 if self.misses > _MAX_PIECE_MISSES:
                     piece, offset = self.piece, self.offset = delimiter, 0
-                hit = buf.find(piece, start + 1 + offset)
+                hit = buf.find(piece, start + 1 + offset, size)
                 continue
             tail_at = start + len(delimiter)
-            if buf.startswith(b"\r\n", tail_at):  # the usual tail
+            if buf.startswith(b"\r\n", tail_at, size):  # the usual tail
                 return start, tail_at + 2, False
-            tail = _TAIL.match(buf, tail_at)
+            tail = _TAIL.match(buf, tail_at, size)
             close_mark, padding, line_break = tail.groups()  # type: ignore[union-attr]
             end = tail.end()  # type: ignore[union-attr]
             if close_mark:
@@ -421,7 +447,7 @@ class _Level:
                 raise LimitExceeded(
                     2007, f"More than {MAX_NEAR_MISSES} boundary-like strings in the body"
                 )
-            hit = buf.find(piece, start + 1 + offset)
+            hit = buf.find(piece, start + 1 + offset, size)
         return None
 
 
@@ -448,14 +474,14 @@ def _boundary(headers: list[tuple[str, str]]) -> bytes | None:
         return boundary.encode()
 
 
-def _line_may_go_on(buf: bytes, start: int, end: int) -> bool:
+def _line_may_go_on(buf: bytes, start: int, end: int, size: int) -> bool:
     """Can the incomplete line at ``end`` (after a header block from ``start``) still become a
-    header line or the blank line ending the block?"""
-    if buf.find(b"\n", end) >= 0 or buf.find(b"\r", end) >= 0:
+    header line or the blank line ending the block, ``buf[:size]`` being all there is?"""
+    if buf.find(b"\n", end, size) >= 0 or buf.find(b"\r", end, size) >= 0:
         return False  # the line is complete: it is the body's first line
-    if end == start and buf[end:].strip(b" \t") == b"":
+    if end == start and buf[end:size].strip(b" \t") == b"":
         return True  # blanks may become the blank line
-    return _HEADER_PREFIX.fullmatch(buf, end) is not None
+    return _HEADER_PREFIX.fullmatch(buf, end, size) is not None
 
 
 class MultipartDecoder:
@@ -509,12 +535,8 @@ class MultipartDecoder:
         level = self._level
         if level.state == _DONE or not data:
             return []  # the epilogue is ignored without being buffered
-        level.pending.append(data)
-        level.pending_size += len(data)
-        if level.pending_size < len(level.held):
-            return []  # see _Level.feed
         events: list[Event] = []
-        level.run(False, events)
+        level.feed(data, 0, len(data), events)
         return events
 
     def close(self) -> list[Event]:
@@ -523,7 +545,7 @@ class MultipartDecoder:
         if level.state == _DONE:
             return []
         events: list[Event] = []
-        level.run(True, events)
+        level.finish(b"", 0, 0, events)
         if level.state == _DONE:
             return events
         if self.part_count == 0:

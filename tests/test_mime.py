@@ -379,3 +379,45 @@ def test_header_line_split_anywhere_is_still_a_header() -> None:
     for chunks in splits(body):
         [(headers, data)] = leaves(decode(chunks))
         assert headers == {"content-type": "a/b", "content-id": "<c>"} and data == b"x"
+
+
+NESTED_CUT_BY_OUTER = {
+    # what the inner level holds when the outer delimiter comes, and the leaves expected
+    "after-inner-delimiter": (b"--i\r\nA: 1\r\n\r\none\r\n--i\r\n", [b"one", b""]),
+    "inside-inner-headers": (
+        b"--i\r\nA: 1\r\n\r\none\r\n--i\r\nContent-Type: a/2\r\n",
+        [b"one", b""],
+    ),
+    "inside-inner-preamble": (b"preamble", []),
+    "inside-inner-data": (b"--i\r\nA: 1\r\n\r\none\r\n--i-", [b"one\r\n--i-"]),
+    "inside-a-deeper-level": (
+        b"--i\r\nContent-Type: multipart/mixed; boundary=j\r\n\r\n--j\r\nA: 1\r\n\r\none",
+        [b"one"],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("inner", "expected"), NESTED_CUT_BY_OUTER.values(), ids=NESTED_CUT_BY_OUTER.keys()
+)
+def test_outer_delimiter_ends_the_open_nested_levels_wherever_they_are(
+    inner: bytes, expected: list[bytes]
+) -> None:
+    body = (
+        b"--o\r\nContent-Type: text/xml\r\n\r\n<x/>\r\n"
+        b"--o\r\nContent-Type: multipart/mixed; boundary=i\r\n\r\n" + inner + b"\r\n"
+        b"--o\r\nContent-Type: a/3\r\n\r\nlast\r\n--o--\r\n"
+    )
+    whole = decode([body], b"o")
+    assert [d for _, d in leaves(whole)] == [b"<x/>", *expected, b"last"]
+    # every level opened is closed, innermost first, before the outer level's next part
+    depths = [
+        item[2] if item[0] == "start" else -1 - item[1] for item in whole if item[0] != "data"
+    ]
+    assert sum(1 for d in depths if d >= 0) == sum(1 for d in depths if d < 0)
+    for chunks in splits(body):
+        assert decode(chunks, b"o") == whole
+    decoder = MultipartDecoder(b"o")
+    decoder.feed(body)
+    decoder.close()
+    assert "nested multipart without close delimiter" in decoder.defects
