@@ -327,8 +327,7 @@ class _Level:
                             self._forward(buf, pos, size, final, events)
                             pos = size
                     else:
-                        # release what cannot be (the line break before) a delimiter any more
-                        release = size - self.keep
+                        release = self._release(buf, pos, size, found)
                         if release > pos:
                             if state == _BODY:
                                 events.append(buf[pos:release])
@@ -368,6 +367,22 @@ class _Level:
         self.state = state
         if pos < size:
             self.held = buf[pos:size]
+
+    def _release(self, buf: bytes, pos: int, size: int, found: tuple[int, int, bool] | None) -> int:
+        """Up to where ``buf[pos:size]`` cannot be (the line break before) a delimiter any
+        more. With none in sight only a tail that may begin one waits: from a ``-`` among the
+        last ``len(delimiter) - 1`` bytes (a longer one would hold the whole piece searched
+        for), and the line break before it. So most chunks of a large part leave nothing
+        held, and the next one is parsed where it lies instead of joined to a held tail."""
+        if found is not None:  # a delimiter whose tail is not here yet: room for padding
+            return size - self.keep
+        dash = buf.find(b"-", max(pos, size - len(self.delimiter) + 1), size)
+        release = size if dash < 0 else dash
+        if buf.endswith(b"\r\n", pos, release):
+            return release - 2
+        if buf.endswith(_LF_OR_CR, pos, release):
+            return release - 1
+        return release
 
     def _forward(self, buf: bytes, pos: int, size: int, final: bool, events: list[Event]) -> None:
         """Hand ``buf[pos:size]``, bytes of the container's body, to the child level."""

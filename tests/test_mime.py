@@ -421,3 +421,27 @@ def test_outer_delimiter_ends_the_open_nested_levels_wherever_they_are(
     decoder.feed(body)
     decoder.close()
     assert "nested multipart without close delimiter" in decoder.defects
+
+
+@pytest.mark.parametrize(
+    ("tail", "held"),
+    [
+        (b"", b""),  # nothing there can begin a delimiter: all of it is released
+        (b"\r\n", b"\r\n"),  # a line break may be the one before a delimiter
+        (b"\r", b"\r"),
+        (b"x-", b"-"),  # a dash may begin one
+        (b"\r\n--bou", b"\r\n--bou"),
+        (b"a-b\r\n--b", b"-b\r\n--b"),  # holding from an earlier dash is still right
+    ],
+)
+def test_a_large_part_is_released_as_it_arrives(tail: bytes, held: bytes) -> None:
+    """Data with no delimiter in sight is released at once but for a tail that may begin
+    one (and the line break before it), so a large part is not held back chunk by chunk."""
+    decoder = MultipartDecoder(b"boundary")
+    events = decoder.feed(b"--boundary\r\nContent-Type: video/mp4\r\n\r\n")
+    data = bytes(random.Random(7).randrange(65, 91) for _ in range(5000))  # no "-", no breaks
+    released = b"".join(e for e in events + decoder.feed(data + tail) if isinstance(e, bytes))
+    assert released + held == data + tail
+    rest = decoder.feed(b"Z\r\n--boundary--") + decoder.close()
+    part = released + b"".join(e for e in rest if isinstance(e, bytes))
+    assert part == data + tail + b"Z"
