@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Set
 
 from .bodies import HTTP_HEADERS, Body
 
@@ -108,8 +108,18 @@ def free_port() -> int:
 class Server:
     """``with Server("bench.apps:fixed_app") as port:`` runs gunicorn for the block."""
 
-    def __init__(self, spec: str, workers: int = 2) -> None:
+    def __init__(
+        self,
+        spec: str,
+        workers: int = 2,
+        args: Sequence[str] = (),
+        cpus: Optional[Set[int]] = None,
+    ) -> None:
         self.spec = spec
+        #: more gunicorn options (``bench.gunisplit`` passes its config module)
+        self.args = list(args)
+        #: the CPUs gunicorn (master and workers) may run on; None: any
+        self.cpus = cpus
         self.workers = workers
         self.proc: Optional[subprocess.Popen[bytes]] = None
         self.port = 0
@@ -121,9 +131,13 @@ class Server:
             sys.executable, "-m", "gunicorn",
             "--workers", str(self.workers), "--worker-class", "sync",
             "--bind", f"{HOST}:{self.port}", "--log-level", "warning",
-            "--chdir", REPO, self.spec,
+            "--chdir", REPO, *self.args, self.spec,
         ]  # fmt: skip
-        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self.log, stderr=self.log)
+        cpus = self.cpus
+        self.proc = subprocess.Popen(
+            cmd, cwd=REPO, stdout=self.log, stderr=self.log,
+            preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
+        )  # fmt: skip
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -204,3 +204,20 @@ def test_smoke_run_reports_the_cliff(tmp_path: Path) -> None:
     targets = table(text, "Targets")
     verdict = targets["large bodies 4-24 MiB: ours / multipart-spool, worst"]
     assert verdict[""] in (("ok", "MISS") if has_multipart else ("n/a",))
+
+
+def test_gunisplit_splits_a_workers_cpu() -> None:
+    """``python -m bench.gunisplit``: under real gunicorn the counters come back from the
+    workers and nest (read within the app call, the call within the request, the request
+    within the worker's CPU); every request served was counted once."""
+    pytest.importorskip("gunicorn")
+    from bench import gunisplit
+
+    before = dict(os.environ)
+    totals = gunisplit.measure("fixed", 0.3, 1, None)
+    assert dict(os.environ) == before  # its settings for the workers are not left behind
+    assert totals["requests"] > 0 and totals["requests"] == totals["served"]
+    assert totals["reads"] >= totals["requests"]
+    assert 0 < totals["read"] <= totals["app"] <= totals["request"] <= totals["worker_cpu"]
+    table = gunisplit.report({"fixed": totals})
+    assert re.search(r"\| server total .* \| \d+ µs \|", table), table
