@@ -44,7 +44,7 @@ from bench.contenders import (  # noqa: E402
     ours_runner,
     run_multipart,
 )
-from bench.timing import Timing, fmt_ns, measure  # noqa: E402
+from bench.timing import Timing, fmt_ns, measure, measure_interleaved  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "bench", "RESULTS.md")
@@ -136,13 +136,17 @@ def log(msg: str) -> None:
 def bench_parse(
     bodies: Dict[str, Body], contenders: Sequence[Contender], smoke: bool, budget: float
 ) -> Tuple[Dict[str, Dict[str, Optional[Timing]]], Dict[Tuple[str, str], str]]:
+    """Every contender on every body: checked against the expected parts first, then timed
+    with the others of the same body, their repetitions interleaved (``measure_interleaved``)
+    so the machine's drift during a cell reaches every contender alike."""
     out: Dict[str, Dict[str, Optional[Timing]]] = {}
     errors: Dict[Tuple[str, str], str] = {}
     for size, body in bodies.items():
         out[size] = {}
+        runs: Dict[str, Callable[[], None]] = {}
         for c in contenders:
+            out[size][c.name] = None
             if not c.available():
-                out[size][c.name] = None
                 continue
             data, ctype, run = body.data, body.content_type, c.run
 
@@ -159,19 +163,20 @@ def bench_parse(
                         f"wrong parts: sizes {[len(p) for p in sink.parts][:6]} "
                         f"expected {[len(p) for p in body.expected][:6]}"
                     )
-                if smoke:
-                    t = measure(once, budget_s=0, min_reps=2, max_reps=2)
-                elif size == "huge":
-                    t = measure(once, budget_s=budget * 3, min_reps=3, max_reps=30)
-                else:
-                    t = measure(once, budget_s=budget, min_reps=5)
             except Exception as exc:  # a broken contender must not stop the suite
                 errors[(size, c.name)] = f"{type(exc).__name__}: {exc}"[:300]
-                out[size][c.name] = None
                 log(f"  parse {size:8} {c.name:17} ERROR {errors[(size, c.name)]}")
                 continue
-            out[size][c.name] = t
-            log(f"  parse {size:8} {c.name:17} {fmt_ns(t.median_ns):>10}  ({t.reps} reps)")
+            runs[c.name] = once
+        if smoke:
+            timings = measure_interleaved(runs, budget_s=0, min_reps=2, max_reps=2, rounds=2)
+        elif size == "huge":
+            timings = measure_interleaved(runs, budget_s=budget * 3, min_reps=3, max_reps=30)
+        else:
+            timings = measure_interleaved(runs, budget_s=budget, min_reps=5)
+        for name, t in timings.items():
+            out[size][name] = t
+            log(f"  parse {size:8} {name:17} {fmt_ns(t.median_ns):>10}  ({t.reps} reps)")
     return out, errors
 
 

@@ -6,7 +6,7 @@ import gc
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Dict, List
 
 
 @dataclass
@@ -46,6 +46,45 @@ def measure(
         fn()
         samples.append(clock() - t0)
     return Timing(statistics.median(samples), min(samples), reps)
+
+
+def measure_interleaved(
+    fns: Dict[str, Callable[[], object]],
+    *,
+    budget_s: float = 1.0,
+    min_reps: int = 5,
+    max_reps: int = 2000,
+    rounds: int = 10,
+) -> Dict[str, Timing]:
+    """:func:`measure` for several functions side by side: each one's repetition count is
+    sized as there, then its repetitions are spread over ``rounds`` rounds that run the
+    functions in rotating order, so a change of the machine's speed during the cell reaches
+    all of them alike and their ratios stay honest."""
+    clock = time.perf_counter_ns
+    gc.collect()
+    reps: Dict[str, int] = {}
+    for name, fn in fns.items():
+        t0 = clock()
+        fn()
+        first = max(clock() - t0, 1)
+        reps[name] = max(min_reps, min(max_reps, int(budget_s * 1e9 / first)))
+    samples: Dict[str, List[int]] = {name: [] for name in fns}
+    names = list(fns)
+    for r in range(rounds):
+        shift = r % len(names) if names else 0
+        for name in names[shift:] + names[:shift]:
+            fn = fns[name]
+            # this round's share: the rest of the count spread over the rounds left
+            n = -(-(reps[name] - len(samples[name])) // (rounds - r))
+            for _ in range(n):
+                t0 = clock()
+                fn()
+                samples[name].append(clock() - t0)
+    return {
+        name: Timing(statistics.median(got), min(got), len(got))
+        for name, got in samples.items()
+        if got
+    }
 
 
 def fmt_ns(ns: float) -> str:

@@ -221,3 +221,30 @@ def test_gunisplit_splits_a_workers_cpu() -> None:
     assert 0 < totals["read"] <= totals["app"] <= totals["request"] <= totals["worker_cpu"]
     table = gunisplit.report({"fixed": totals})
     assert re.search(r"\| server total .* \| \d+ µs \|", table), table
+
+
+def test_guard_compares_two_checkouts_side_by_side() -> None:
+    """``python -m bench.guard``: both workers answer every POST (a non-200 stops them) and
+    every round gives a positive time for each side; this checkout against itself."""
+    from bench import guard
+
+    times = guard.compare(str(REPO), "tiny", rounds=2, batch=2)
+    assert len(times) == 2
+    assert all(len(pair) == 2 and min(pair) > 0 for pair in times)
+
+
+def test_interleaved_timing_gives_every_function_its_count() -> None:
+    from bench.timing import measure_interleaved
+
+    calls = {"a": 0, "b": 0}
+
+    def a() -> None:
+        calls["a"] += 1
+
+    def b() -> None:
+        calls["b"] += 1
+
+    timings = measure_interleaved({"a": a, "b": b}, budget_s=0, min_reps=7, max_reps=7, rounds=3)
+    assert {name: t.reps for name, t in timings.items()} == {"a": 7, "b": 7}
+    assert calls == {"a": 8, "b": 8}  # one sizing call each, then the repetitions
+    assert all(t.median_ns > 0 and t.min_ns <= t.median_ns for t in timings.values())
