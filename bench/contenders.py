@@ -335,14 +335,7 @@ def multipart_spool_runner(threshold: int, chunk: int, spool_dir: Optional[str] 
                     sink.feed(part)
                 else:
                     part.seek(0)
-                    if streaming:
-                        while True:
-                            data = part.read(CHUNK)
-                            if not data:
-                                break
-                            sink.feed(data)
-                    else:
-                        sink.feed(part.read())
+                    _feed_file(sink, part, streaming)
                 sink.end()
         finally:
             spool.close()
@@ -631,6 +624,19 @@ def ours_runner(limits: Any, with_length: bool = True) -> RunFn:
     return run
 
 
+def _feed_file(sink: Sink, f: Any, streaming: bool) -> None:
+    """One part's bytes from the file ``f`` to ``sink``: in 64 KiB reads when the sink only
+    counts (nothing is kept), else in one ``read()``, as a handler would."""
+    if streaming:
+        while True:
+            data = f.read(CHUNK)
+            if not data:
+                break
+            sink.feed(data)
+    else:
+        sink.feed(f.read())
+
+
 def _run_ours(
     stream: BinaryIO, content_type: str, sink: Sink, limits: Any, content_length: Optional[int]
 ) -> None:
@@ -639,15 +645,7 @@ def _run_ours(
         streaming = isinstance(sink, CountSink)
         for part in (body.root, *body.parts):
             sink.begin()
-            if streaming:
-                f = part.stream
-                while True:
-                    data = f.read(CHUNK)
-                    if not data:
-                        break
-                    sink.feed(data)
-            else:
-                sink.feed(part.read())
+            _feed_file(sink, part.stream, streaming)
             sink.end()
     finally:
         body.close()
