@@ -248,10 +248,13 @@ class _Level:
         buf = self._joined()
         self.run(buf, 0, len(buf), False, events)
         if self.state != _DONE:
+            held = len(self.held)  # what the level could not decide on without more input
             self.pending.append(b"\r\n" + self.close)
             buf = self._joined()
-            self.run(buf, 0, len(buf), True, events)
-            self.decoder.defects.append("nested multipart without close delimiter")
+            if self.run(buf, 0, len(buf), True, events) > held:
+                # the added close delimiter ended it (a level that stopped only to see how a
+                # line ends may close with its own, at or before ``held``)
+                self.decoder.defects.append("nested multipart without close delimiter")
 
     def finish(self, buf: bytes, pos: int, size: int, events: list[Event]) -> None:
         """Take ``buf[pos:size]``, the last bytes of this level (the body ends)."""
@@ -261,11 +264,11 @@ class _Level:
             pos, size = 0, len(buf)
         self.run(buf, pos, size, True, events)
 
-    def run(self, buf: bytes, pos: int, size: int, final: bool, events: list[Event]) -> None:
+    def run(self, buf: bytes, pos: int, size: int, final: bool, events: list[Event]) -> int:
         """Advance through ``buf[pos:size]`` as far as it allows (``final``: no more input
-        comes), and hold back the rest. The usual steps (a delimiter line ending in CRLF, a
-        header block ending in a blank line) are taken here; the rest by ``_find`` and
-        ``_headers``."""
+        comes), hold back the rest, and return where it stopped. The usual steps (a delimiter
+        line ending in CRLF, a header block ending in a blank line) are taken here; the rest by
+        ``_find`` and ``_headers``."""
         state = self.state
         piece, offset, line, close = self.piece, self.offset, self.line, self.close
         decoder = self.decoder
@@ -308,7 +311,7 @@ class _Level:
                 continue
             if state == _DONE:
                 self.state = state
-                return
+                return pos
             hit = buf.find(piece, pos + offset, size)
             start = hit - offset
             if hit >= 0 and buf.startswith(line, start, size):  # the usual delimiter line
@@ -336,7 +339,7 @@ class _Level:
                             pos = release
                     if pos < size:
                         self.held = buf[pos:size]
-                    return
+                    return pos
                 start, end, is_close = found
             if state in (_BODY, _NESTED):
                 # the line break before the delimiter belongs to it (RFC 2046)
@@ -367,6 +370,7 @@ class _Level:
         self.state = state
         if pos < size:
             self.held = buf[pos:size]
+        return pos
 
     def _release(self, buf: bytes, pos: int, size: int, found: tuple[int, int, bool] | None) -> int:
         """Up to where ``buf[pos:size]`` cannot be (the line break before) a delimiter any

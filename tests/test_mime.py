@@ -445,3 +445,25 @@ def test_a_large_part_is_released_as_it_arrives(tail: bytes, held: bytes) -> Non
     rest = decoder.feed(b"Z\r\n--boundary--") + decoder.close()
     part = released + b"".join(e for e in rest if isinstance(e, bytes))
     assert part == data + tail + b"Z"
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        b"--b2\r\nX: y\r\n \r--b2--",  # a line that only the next byte tells is not a header
+        b"--b2\r\nX: y\r\nZ--b2--",  # no blank line: the body starts with its close delimiter
+    ],
+)
+def test_a_nested_multipart_closed_by_its_own_delimiter_has_no_missing_close_defect(
+    inner: bytes,
+) -> None:
+    """A nested multipart whose own close delimiter comes right before the outer one is
+    closed by it, even when deciding so needed the line break the outer delimiter takes."""
+    body = b"--b1\r\nContent-Type: multipart/mixed; boundary=b2\r\n\r\n" + inner + b"\n--b1--"
+    for chunks in splits(body):
+        decoder = MultipartDecoder(b"b1")
+        events = [e for chunk in chunks for e in decoder.feed(chunk)] + decoder.close()
+        assert "nested multipart without close delimiter" not in decoder.defects, chunks
+        assert "missing close delimiter" not in decoder.defects
+        leaves = [e for e in flatten_events(events) if e[0] == "start" and not e[-1]]
+        assert len(leaves) == 1  # the one inner part, no empty part made up after it
