@@ -249,7 +249,11 @@ class _Level:
         self.run(buf, 0, len(buf), False, events)
         if self.state != _DONE:
             held = len(self.held)  # what the level could not decide on without more input
-            self.pending.append(b"\r\n" + self.close)
+            # a whole delimiter right before the enclosing one was this level's last: it closes
+            # the level (as a last delimiter without its "--" ends the body), no part after it
+            self.pending.append(
+                b"--" if self.held.endswith(self.delimiter) else b"\r\n" + self.close
+            )
             buf = self._joined()
             if self.run(buf, 0, len(buf), True, events) > held:
                 # the added close delimiter ended it (a level that stopped only to see how a

@@ -467,3 +467,34 @@ def test_a_nested_multipart_closed_by_its_own_delimiter_has_no_missing_close_def
         assert "missing close delimiter" not in decoder.defects
         leaves = [e for e in flatten_events(events) if e[0] == "start" and not e[-1]]
         assert len(leaves) == 1  # the one inner part, no empty part made up after it
+
+
+@pytest.mark.parametrize("between", [b"", b"\r\n", b"\n"])
+def test_a_nested_delimiter_right_before_the_outer_one_closes_its_level(between: bytes) -> None:
+    """``--inner`` then the outer delimiter (glued, ``--inner--outer--``, or on the next line)
+    ends the nested multipart there, as a last delimiter without its ``--`` ends a body: the
+    part before it is kept whole, no empty part is made up after it, and the outer part after
+    it is read."""
+    body = (
+        b"--b1\r\nContent-Type: multipart/mixed; boundary=b2\r\n\r\n--b2\r\nX: y\r\n\r\nabc\r\n--b2"
+        + between
+        + b"--b1\r\nA: b\r\n\r\nlast\r\n--b1--"
+    )
+    expected = None
+    for chunks in splits(body):
+        decoder = MultipartDecoder(b"b1")
+        events = flatten_events(
+            [e for chunk in chunks for e in decoder.feed(chunk)] + decoder.close()
+        )
+        assert events == [
+            ("start", (("Content-Type", "multipart/mixed; boundary=b2"),), 0, True),
+            ("start", (("X", "y"),), 1, False),
+            ("data", b"abc"),
+            ("end", 1),
+            ("end", 0),
+            ("start", (("A", "b"),), 0, False),
+            ("data", b"last"),
+            ("end", 0),
+        ], chunks
+        expected = expected or decoder.defects
+        assert decoder.defects == expected == ["nested multipart without close delimiter"]
