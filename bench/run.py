@@ -44,7 +44,7 @@ from bench.contenders import (  # noqa: E402
     ours_runner,
     run_multipart,
 )
-from bench.timing import Timing, fmt_ns, measure, measure_interleaved  # noqa: E402
+from bench.timing import Timing, fmt_ns, measure_interleaved  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "bench", "RESULTS.md")
@@ -181,21 +181,26 @@ def bench_parse(
 
 
 def bench_soap(soap: bytes, smoke: bool, budget: float) -> Dict[str, Optional[Timing]]:
+    """The SOAP contenders on the root part, side by side (repetitions interleaved)."""
     out: Dict[str, Optional[Timing]] = {}
+    runs: Dict[str, Callable[[], object]] = {}
     for name, fn in soapbench.contenders().items():
+        out[name] = None
         if fn is None:
-            out[name] = None
             continue
         try:
-            if smoke:
-                out[name] = measure(lambda fn=fn: fn(soap), budget_s=0, min_reps=2, max_reps=2)
-            else:
-                out[name] = measure(lambda fn=fn: fn(soap), budget_s=budget, min_reps=50)
+            fn(soap)
         except Exception as exc:
             log(f"  soap {name} ERROR {exc!r}")
-            out[name] = None
             continue
-        log(f"  soap {name:17} {fmt_ns(out[name].median_ns):>10}")  # type: ignore[union-attr]
+        runs[name] = lambda fn=fn: fn(soap)
+    if smoke:
+        timings = measure_interleaved(runs, budget_s=0, min_reps=2, max_reps=2, rounds=2)
+    else:
+        timings = measure_interleaved(runs, budget_s=budget, min_reps=50)
+    for name, t in timings.items():
+        out[name] = t
+        log(f"  soap {name:17} {fmt_ns(t.median_ns):>10}")
     return out
 
 

@@ -1,4 +1,5 @@
-"""Adaptive in-process timing: the median of as many repetitions as fit in a time budget."""
+"""Adaptive in-process timing, side by side: each function repeated as often as fits in a time
+budget, the functions' repetitions interleaved; the median of each."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Callable, Dict, List
 
 @dataclass
 class Timing:
-    """The result of :func:`measure`, in nanoseconds."""
+    """What :func:`measure_interleaved` gives for one function, in nanoseconds."""
 
     median_ns: float
     min_ns: int
@@ -22,32 +23,6 @@ class Timing:
         return self.median_ns / 1e9
 
 
-def measure(
-    fn: Callable[[], object],
-    *,
-    budget_s: float = 1.0,
-    min_reps: int = 5,
-    max_reps: int = 2000,
-) -> Timing:
-    """Time ``fn()`` with ``time.perf_counter_ns``: one warm-up call sizes the repetition
-    count so the cell takes about ``budget_s`` (never fewer than ``min_reps``, never more
-    than ``max_reps``). The garbage collector stays enabled (parsers that allocate pay for
-    it in real servers too) but is run before the cell."""
-    clock = time.perf_counter_ns
-    gc.collect()
-    t0 = clock()
-    fn()
-    first = max(clock() - t0, 1)
-    reps = int(budget_s * 1e9 / first)
-    reps = max(min_reps, min(max_reps, reps))
-    samples = []
-    for _ in range(reps):
-        t0 = clock()
-        fn()
-        samples.append(clock() - t0)
-    return Timing(statistics.median(samples), min(samples), reps)
-
-
 def measure_interleaved(
     fns: Dict[str, Callable[[], object]],
     *,
@@ -56,10 +31,12 @@ def measure_interleaved(
     max_reps: int = 2000,
     rounds: int = 10,
 ) -> Dict[str, Timing]:
-    """:func:`measure` for several functions side by side: each one's repetition count is
-    sized as there, then its repetitions are spread over ``rounds`` rounds that run the
+    """Time each of ``fns`` with ``time.perf_counter_ns``: one warm-up call sizes its
+    repetition count so it takes about ``budget_s`` (never fewer than ``min_reps``, never
+    more than ``max_reps``); the repetitions are spread over ``rounds`` rounds that run the
     functions in rotating order, so a change of the machine's speed during the cell reaches
-    all of them alike and their ratios stay honest."""
+    all of them alike and their ratios stay honest. The garbage collector stays enabled
+    (parsers that allocate pay for it in real servers too) but is run before the cell."""
     clock = time.perf_counter_ns
     gc.collect()
     reps: Dict[str, int] = {}
