@@ -353,15 +353,6 @@ def test_a_status_text_with_a_lone_surrogate_is_recorded(kind: str, spec: str) -
     assert len(harness.calls) == 1
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
-@pytest.mark.parametrize("text", ["\ud800", "a\udcff\x00b\U0001f600", ""])
-def test_stores_return_any_status_text(kind: str, text: str, tmp_path: t.Any) -> None:
-    store = make(kind, tmp_path, Clock())
-    store.complete("k", store.claim("k", "d").token, 1000, text)
-    again = store.claim("k", "d")
-    assert (again.state, again.status_code, again.status_text) == (DONE, 1000, text)
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_key_is_operation_transaction_id_and_sender(kind: str, spec: str) -> None:
     harness = Harness(kind, dedupe=spec)
@@ -508,66 +499,6 @@ def test_a_store_object_is_accepted() -> None:
 
 
 # --------------------------------------------------------------------------- stores
-
-
-def make(kind: str, tmp_path: t.Any, clock: Clock, **options: t.Any) -> t.Any:
-    if kind == "memory":
-        return MemoryStore(clock=clock, **options)
-    options.pop("max_entries", None)
-    return SQLiteStore(str(tmp_path / "s.db"), clock=clock, **options)
-
-
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
-def test_store_states(kind: str, tmp_path: t.Any) -> None:
-    clock = Clock()
-    store = make(kind, tmp_path, clock, ttl=100, claim_timeout=10)
-    first = store.claim("k", "d1")
-    assert first == Claim(NEW, first.token, "d1")
-    assert store.claim("k", "d1")[:3] == (BUSY, first.token, "d1")
-    store.complete("k", "stale-token", 2004, "no")  # a lost claim changes nothing
-    assert store.claim("k", "d1").state == BUSY
-    store.complete("k", first.token, 1000, "Success")
-    assert store.claim("k", "d1") == Claim(DONE, first.token, "d1", 1000, "Success")
-    clock.now += 99
-    assert store.claim("k", "d1").state == DONE
-    clock.now += 1  # the TTL runs from the answer
-    renewed = store.claim("k", "d1")
-    assert (renewed.state, renewed.reused) == (NEW, False)
-    store.release("k", "stale-token")
-    assert store.claim("k", "d1").state == BUSY
-    store.release("k", renewed.token)
-    assert store.claim("k", "d1").state == NEW
-
-
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
-def test_store_keeps_one_record_per_key_and_content(kind: str, tmp_path: t.Any) -> None:
-    clock = Clock()
-    store = make(kind, tmp_path, clock, ttl=100, claim_timeout=10)
-    one = store.claim("k", "d1")
-    two = store.claim("k", "d2")  # the first still in its handler
-    assert (two.state, two.digest, two.reused) == (NEW, "d2", True)
-    assert store.claim("k", "d2")[:3] == (BUSY, two.token, "d2")
-    store.complete("k", two.token, 2004, "two")
-    store.complete("k", one.token, 1000, "one")
-    assert store.claim("k", "d1") == Claim(DONE, one.token, "d1", 1000, "one")
-    assert store.claim("k", "d2") == Claim(DONE, two.token, "d2", 2004, "two")
-    assert store.claim("other", "d1").reused is False
-    clock.now += 100  # both answers expired: a third content is nobody's reuse
-    assert store.claim("k", "d3").reused is False
-
-
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
-def test_abandoned_claim_is_given_up_after_the_claim_timeout(kind: str, tmp_path: t.Any) -> None:
-    clock = Clock()
-    store = make(kind, tmp_path, clock, ttl=100, claim_timeout=10)
-    lost = store.claim("k", "d")
-    clock.now += 9.9
-    assert store.claim("k", "d").state == BUSY
-    clock.now += 0.1
-    retaken = store.claim("k", "d")
-    assert retaken.state == NEW and retaken.token != lost.token
-    store.complete("k", lost.token, 1000, "late")  # the killed worker's claim is void
-    assert store.claim("k", "d").state == BUSY
 
 
 def test_memory_store_is_bounded_lru() -> None:

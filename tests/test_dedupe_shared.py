@@ -1,11 +1,13 @@
-"""The dedupe stores shared by several hosts: Redis (redis-py) and SQL (SQLAlchemy Core), each
-against a real server that the tests start on 127.0.0.1 (``tests/servers.py``), plus SQLite
-through SQLAlchemy. The same claim rules as the one-host stores: one record per key and
-content, an atomic claim, complete and release only by the claim's holder, a dead holder's
-claim free within seconds. Skipped without the servers or the extras."""
+"""The claim rules every dedupe store keeps (the one-host memory and SQLite stores and the
+shared ones), and the stores shared by several hosts: Redis (redis-py) and SQL (SQLAlchemy
+Core), each against a real server that the tests start on 127.0.0.1 (``tests/servers.py``),
+plus SQLite through SQLAlchemy. The rules: one record per key and content, an atomic claim,
+complete and release only by the claim's holder, a dead holder's claim free within seconds.
+The shared stores' tests are skipped without the servers or the extras."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import signal
@@ -23,7 +25,16 @@ from servers import postgres_server, redis_server
 from werkzeug.test import Client
 
 from flask_mm7 import MM7Middleware, dedupe
-from flask_mm7.dedupe import BUSY, DONE, NEW, Claim, check_spec, make_store
+from flask_mm7.dedupe import (
+    BUSY,
+    DONE,
+    NEW,
+    Claim,
+    MemoryStore,
+    SQLiteStore,
+    check_spec,
+    make_store,
+)
 
 KINDS = ["redis", "postgresql", "sqlite+pysqlite"]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -44,15 +55,28 @@ def postgres_url() -> t.Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=KINDS)
-def factory(
-    request: pytest.FixtureRequest, tmp_path: pathlib.Path
+@contextlib.contextmanager
+def _stores(
+    kind: str, request: pytest.FixtureRequest, tmp_path: pathlib.Path
 ) -> t.Iterator[t.Callable[..., t.Any]]:
-    """Makes stores of one kind; those made by one call of the test share their records (as
-    the receivers of several hosts do), each test starts from none."""
+    """Makes stores of ``kind``; those made in one test share their records (as the
+    receivers of several hosts do; the memory store is one host: every call gives the same
+    store), each test starts from none."""
     made: list[t.Any] = []
     name = "t" + uuid.uuid4().hex[:12]
-    if request.param == "redis":
+    if kind == "memory":
+
+        def make(**options: t.Any) -> t.Any:
+            options.pop("lease", None)  # claims die with the process: no lease
+            if not made:
+                made.append(MemoryStore(**options))
+            return made[0]
+    elif kind == "sqlite":
+
+        def make(**options: t.Any) -> t.Any:
+            made.append(SQLiteStore(str(tmp_path / "one-host.db"), **options))
+            return made[-1]
+    elif kind == "redis":
         from flask_mm7._dedupe_redis import RedisStore
 
         url = request.getfixturevalue("redis_url")
@@ -64,7 +88,7 @@ def factory(
         pytest.importorskip("sqlalchemy", reason="needs pip install 'flask-mm7[sql]'")
         from flask_mm7._dedupe_sql import SQLStore
 
-        if request.param == "postgresql":
+        if kind == "postgresql":
             url = request.getfixturevalue("postgres_url")
         else:
             url = f"sqlite+pysqlite:///{tmp_path / 'shared.db'}"
@@ -75,16 +99,36 @@ def factory(
 
     yield make
     for store in made:
-        store.close()
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
+
+
+@pytest.fixture(params=KINDS)
+def factory(
+    request: pytest.FixtureRequest, tmp_path: pathlib.Path
+) -> t.Iterator[t.Callable[..., t.Any]]:
+    """Makes shared stores of one kind (see :func:`_stores`)."""
+    with _stores(request.param, request, tmp_path) as make:
+        yield make
+
+
+@pytest.fixture(params=["memory", "sqlite", *KINDS])
+def any_factory(
+    request: pytest.FixtureRequest, tmp_path: pathlib.Path
+) -> t.Iterator[t.Callable[..., t.Any]]:
+    """Makes stores of any kind, the one-host ones too: the claim rules every store keeps."""
+    with _stores(request.param, request, tmp_path) as make:
+        yield make
 
 
 # ------------------------------------------------------------------------- claim rules
 
 
-def test_store_states(factory: t.Callable[..., t.Any]) -> None:
+def test_store_states(any_factory: t.Callable[..., t.Any]) -> None:
     clock = Clock()
-    store = factory(ttl=100, claim_timeout=10, clock=clock)
-    other = factory(ttl=100, claim_timeout=10, clock=clock)  # another host
+    store = any_factory(ttl=100, claim_timeout=10, clock=clock)
+    other = any_factory(ttl=100, claim_timeout=10, clock=clock)  # another host
     assert isinstance(store, dedupe.DedupeStore)
     first = store.claim("k", "d1")
     assert first == Claim(NEW, first.token, "d1")
@@ -106,9 +150,9 @@ def test_store_states(factory: t.Callable[..., t.Any]) -> None:
     assert store.claim("k", "d1").state == NEW
 
 
-def test_one_record_per_key_and_content(factory: t.Callable[..., t.Any]) -> None:
+def test_one_record_per_key_and_content(any_factory: t.Callable[..., t.Any]) -> None:
     clock = Clock()
-    store = factory(ttl=100, claim_timeout=10, clock=clock)
+    store = any_factory(ttl=100, claim_timeout=10, clock=clock)
     one = store.claim("k", "d1")
     two = store.claim("k", "d2")  # the same key with other content is not a retry
     assert (two.state, two.digest, two.reused) == (NEW, "d2", True)
@@ -122,9 +166,9 @@ def test_one_record_per_key_and_content(factory: t.Callable[..., t.Any]) -> None
     assert store.claim("k", "d3").reused is False
 
 
-def test_a_claim_is_given_up_after_the_claim_timeout(factory: t.Callable[..., t.Any]) -> None:
+def test_a_claim_is_given_up_after_the_claim_timeout(any_factory: t.Callable[..., t.Any]) -> None:
     clock = Clock()
-    store = factory(ttl=100, claim_timeout=10, lease=1000, clock=clock)
+    store = any_factory(ttl=100, claim_timeout=10, lease=1000, clock=clock)
     lost = store.claim("k", "d")
     clock.now += 9.9
     assert store.claim("k", "d").state == BUSY
@@ -136,10 +180,10 @@ def test_a_claim_is_given_up_after_the_claim_timeout(factory: t.Callable[..., t.
 
 
 @pytest.mark.parametrize("text", ["\ud800", "a\udcff\x00b\U0001f600 \"'\\/", ""])
-def test_any_status_text_comes_back(factory: t.Callable[..., t.Any], text: str) -> None:
-    store = factory()
+def test_any_status_text_comes_back(any_factory: t.Callable[..., t.Any], text: str) -> None:
+    store = any_factory()
     store.complete("k", store.claim("k", "d").token, 1000, text)
-    assert factory().claim("k", "d") == Claim(DONE, ANY, "d", 1000, text)
+    assert any_factory().claim("k", "d") == Claim(DONE, ANY, "d", 1000, text)
 
 
 def test_concurrent_claims_from_many_hosts_one_wins(factory: t.Callable[..., t.Any]) -> None:
