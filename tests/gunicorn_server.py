@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import sys
@@ -46,6 +47,18 @@ def wait_listening(
             time.sleep(0.05)
 
 
+def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, wait: float = 10) -> None:
+    """Stop ``process`` if it still runs: ``sig``, then SIGKILL if it has not exited in
+    ``wait`` seconds."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 @contextlib.contextmanager
 def gunicorn(
     app: str, workdir: pathlib.Path, env: dict[str, str], args: list[str]
@@ -74,10 +87,4 @@ def gunicorn(
         wait_listening(process, port, log, seconds=20)
         yield port, process, log
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop(process)

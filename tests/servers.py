@@ -18,19 +18,9 @@ import tempfile
 import typing as t
 
 import pytest
-from gunicorn_server import free_port, wait_listening
+from gunicorn_server import free_port, stop, wait_listening
 
 APT_HINT = "apt-get install redis-server postgresql (.ci/system-deps installs them)"
-
-
-def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def redis_binary() -> str | None:
@@ -69,7 +59,7 @@ def redis_server() -> t.Iterator[str]:
             wait_listening(process, port, log)
             yield f"redis://127.0.0.1:{port}/0"
         finally:
-            _stop(process)
+            stop(process, wait=15)
 
 
 @contextlib.contextmanager
@@ -107,6 +97,6 @@ def postgres_server() -> t.Iterator[str]:
             wait_listening(process, port, log)
             yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
         finally:
-            _stop(process, signal.SIGINT)  # fast shutdown: SIGTERM waits for the clients
+            stop(process, signal.SIGINT, wait=15)  # fast shutdown: SIGTERM waits for the clients
     finally:
         shutil.rmtree(directory, ignore_errors=True)

@@ -31,7 +31,7 @@ import time
 import typing as t
 
 import pytest
-from gunicorn_server import ROOT, free_port, gunicorn, wait_listening
+from gunicorn_server import ROOT, free_port, gunicorn, stop, wait_listening
 
 from flask_mm7.testing import MM7Reply, MM7Request, build_deliver, parse_reply
 
@@ -91,12 +91,7 @@ def nginx(directory: pathlib.Path, upstream_port: int) -> t.Iterator[int]:
         wait_listening(process, port, log, seconds=10)
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process)
 
 
 class SlowClients:
