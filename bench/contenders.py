@@ -100,6 +100,41 @@ def boundary_of(content_type: str) -> bytes:
 # --------------------------------------------------------------------------------------
 
 
+def _floor_delimiter(
+    buf: bytes, pos: int, i: int, stack: List[bytes], read: Any, sink: Sink, in_body: bool
+) -> Optional[Tuple[bytes, int, bool]]:
+    """The floors' step at the delimiter ``stack[-1]`` found at ``buf[i]``: the part being fed
+    ends; a close delimiter closes its level (None: the body is done), else the next part's
+    headers (read up to the blank line) open a leaf or a nested level. Returns the buffer,
+    where parsing goes on, and whether a leaf's payload follows."""
+    delim = stack[-1]
+    if in_body:
+        sink.feed(buf[pos:i])
+        sink.end()
+        in_body = False
+    j = i + len(delim)
+    if buf[j : j + 2] == b"--":  # close delimiter
+        stack.pop()
+        return (buf, j + 2, False) if stack else None
+    while True:  # headers: up to the blank line
+        k = buf.find(b"\r\n\r\n", j)
+        if k >= 0:
+            break
+        more = read(CHUNK)
+        if not more:
+            raise ValueError("floor: body ends inside part headers")
+        buf = buf[pos:] + more
+        j -= pos
+        pos = 0
+    headers = buf[j:k]
+    m = headers.find(b"multipart/")
+    if m < 0:
+        sink.begin()
+        return buf, k + 4, True
+    stack.append(b"\r\n--" + boundary_of(headers[m:].decode("latin-1")))
+    return buf, k + 2, False  # the nested first delimiter follows the blank line's CRLF
+
+
 def run_floor(stream: BinaryIO, content_type: str, sink: Sink) -> None:
     """The reference: 64 KiB reads, delimiters found with ``bytes.find``, parts copied out,
     and no copy beyond that: a chunk is searched where it was read.
@@ -149,37 +184,10 @@ def run_floor(stream: BinaryIO, content_type: str, sink: Sink) -> None:
             buf = buf[pos:] + more
             pos = 0
             continue
-        if in_body:
-            sink.feed(buf[pos:i])
-            sink.end()
-            in_body = False
-        j = i + len(delim)
-        if buf[j : j + 2] == b"--":  # close delimiter
-            stack.pop()
-            if not stack:
-                return
-            pos = j + 2
-            continue
-        # headers: up to the blank line
-        while True:
-            k = buf.find(b"\r\n\r\n", j)
-            if k >= 0:
-                break
-            more = read(CHUNK)
-            if not more:
-                raise ValueError("floor: body ends inside part headers")
-            buf = buf[pos:] + more
-            j -= pos
-            pos = 0
-        headers = buf[j:k]
-        m = headers.find(b"multipart/")
-        if m < 0:
-            in_body = True
-            sink.begin()
-            pos = k + 4
-        else:
-            stack.append(b"\r\n--" + boundary_of(headers[m:].decode("latin-1")))
-            pos = k + 2  # the nested first delimiter follows the blank line's CRLF
+        step = _floor_delimiter(buf, pos, i, stack, read, sink, in_body)
+        if step is None:
+            return
+        buf, pos, in_body = step
 
 
 def run_floor_old(stream: BinaryIO, content_type: str, sink: Sink) -> None:
@@ -212,37 +220,10 @@ def run_floor_old(stream: BinaryIO, content_type: str, sink: Sink) -> None:
             buf = buf[pos:] + more
             pos = 0
             continue
-        if in_body:
-            sink.feed(buf[pos:i])
-            sink.end()
-            in_body = False
-        j = i + len(delim)
-        if buf[j : j + 2] == b"--":  # close delimiter
-            stack.pop()
-            if not stack:
-                return
-            pos = j + 2
-            continue
-        # headers: up to the blank line
-        while True:
-            k = buf.find(b"\r\n\r\n", j)
-            if k >= 0:
-                break
-            more = read(CHUNK)
-            if not more:
-                raise ValueError("floor: body ends inside part headers")
-            buf = buf[pos:] + more
-            j -= pos
-            pos = 0
-        headers = buf[j:k]
-        m = headers.find(b"multipart/")
-        if m < 0:
-            in_body = True
-            sink.begin()
-            pos = k + 4
-        else:
-            stack.append(b"\r\n--" + boundary_of(headers[m:].decode("latin-1")))
-            pos = k + 2  # the nested first delimiter follows the blank line's CRLF
+        step = _floor_delimiter(buf, pos, i, stack, read, sink, in_body)
+        if step is None:
+            return
+        buf, pos, in_body = step
 
 
 # --------------------------------------------------------------------------------------
