@@ -122,7 +122,9 @@ class PartEnd(t.NamedTuple):
 #: transfer-encoded)
 Event = t.Union[PartStart, bytes, PartEnd]
 
-_PREAMBLE, _HEADERS, _BODY, _EPILOGUE, _DONE = range(5)
+#: a level's states; in ``_NESTED`` (a container's body) what is not the level's own is the
+#: child level's, forwarded to it
+_PREAMBLE, _HEADERS, _BODY, _NESTED, _EPILOGUE, _DONE = range(6)
 
 
 def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
@@ -161,8 +163,6 @@ def parse_header_block(raw: bytes) -> list[tuple[str, str]]:
 _MIN_PIECE = 8
 #: hits of a piece without its delimiter before a level searches for the whole delimiter
 _MAX_PIECE_MISSES = 64
-#: in a container's body, what is not the child level's is forwarded to it
-_NESTED = 5
 _LF_OR_CR = (b"\n", b"\r")
 #: a header block that may hold a multipart Content-Type (a quick test: most parts are leaves)
 _MULTIPART = re.compile(rb"multipart/", re.IGNORECASE)
