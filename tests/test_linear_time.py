@@ -74,6 +74,9 @@ HEADER_FILLERS = {
     "cr-runs": b"\r",
     "token-no-colon": b"a" * 64,
     "blank-lines-of-blanks": b" " * 30 + b"\r\n",
+    # the usual block's own pieces (its split fast path): header lines and no blank line
+    "crlf-header-lines": b"X-B: v\r\n",
+    "crlf-empty-headers": b"X:\r\n",
 }
 
 
@@ -91,7 +94,9 @@ def test_header_block_of_blanks_is_linear_and_refused_early(filler: bytes, kind:
     assert t_large < 8 * t_small + 0.02, (t_small, t_large)
 
 
-@pytest.mark.parametrize("filler", [b" ", b" \r\n", b"\r"], ids=["spaces", "folds", "cr"])
+@pytest.mark.parametrize(
+    "filler", [b" ", b" \r\n", b"\r", b"X-B: v\r\n"], ids=["spaces", "folds", "cr", "lines"]
+)
 def test_header_block_fed_in_tiny_pieces_is_linear(filler: bytes) -> None:
     def feed(size: int) -> None:
         body = _header_attack(filler, size)
