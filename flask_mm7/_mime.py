@@ -164,8 +164,6 @@ _MIN_PIECE = 8
 #: hits of a piece without its delimiter before a level searches for the whole delimiter
 _MAX_PIECE_MISSES = 64
 _LF_OR_CR = (b"\n", b"\r")
-#: a header block that may hold a multipart Content-Type (a quick test: most parts are leaves)
-_MULTIPART = re.compile(rb"multipart/", re.IGNORECASE)
 
 
 class _Level:
@@ -301,7 +299,7 @@ class _Level:
                 decoder.part_count += 1
                 if decoder.part_count > decoder.max_parts:
                     raise LimitExceeded(2007, f"More than {decoder.max_parts} MIME parts")
-                boundary = _MULTIPART.search(buf, pos, end) and _boundary(headers)
+                boundary = _boundary(headers)
                 pos = stop
                 if not boundary:  # a leaf (a multipart without a boundary is one too: opaque)
                     events.append(PartStart(headers, depth, False))
