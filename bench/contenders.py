@@ -632,6 +632,86 @@ def _run_ours(
         body.close()
 
 
+def run_ours_decoder(stream: BinaryIO, content_type: str, sink: Sink) -> None:
+    """``flask_mm7._mime.MultipartDecoder`` alone, fed 64 KiB reads as ``run_multipart`` feeds
+    ``multipart``: each leaf's raw data to ``sink``, no part objects, no transfer decoding,
+    no root choice. The same job as the multipart contender; ``ours`` is this plus
+    ``read_mime``'s part objects."""
+    from flask_mm7._mime import MultipartDecoder, PartEnd, PartStart
+
+    decoder = MultipartDecoder(boundary_of(content_type))
+    in_leaf = False
+    while True:
+        chunk = stream.read(CHUNK)
+        for event in decoder.feed(chunk) if chunk else decoder.close():
+            if isinstance(event, bytes):
+                sink.feed(event)
+            elif isinstance(event, PartStart):
+                if not event.is_multipart:
+                    sink.begin()
+                    in_leaf = True
+            elif isinstance(event, PartEnd) and in_leaf:
+                sink.end()
+                in_leaf = False
+        if not chunk:
+            return
+
+
+def run_split_strict(stream: BinaryIO, content_type: str, sink: Sink) -> None:
+    """A lower bound for ``read_mime``'s design, not a parser anyone should use: the whole
+    body read at once, each level split with one ``bytes.find`` per part for its whole
+    ``CRLF--boundary`` (a match not followed by CRLF or ``--`` skipped), every header block
+    CRLF-framed and ended by a blank line, no limits, no tolerated deviation, no streaming;
+    then the same part objects (``Attachment``), root choice and ``MimeBody`` as ``ours``. A
+    body it does not understand raises. ``ours`` / ``split-strict`` is what tolerance,
+    streaming and limits cost."""
+    from flask_mm7._attachments import Attachment, strip_id
+    from flask_mm7._headers import parse_options
+    from flask_mm7._mime import _crlf_fields, header_value, multipart_boundary
+    from flask_mm7._parts import MimeBody, _choose_root
+
+    buf = stream.read()
+    options = parse_options(content_type)[1]
+    leaves: List[Any] = []
+
+    def split(pos: int, end: int, delimiter: bytes, containers: Tuple[str, ...]) -> None:
+        if not buf.startswith(delimiter[2:] + b"\r\n", pos):  # no preamble in these bodies
+            pos = buf.index(delimiter + b"\r\n", pos, end) + 2
+        pos += len(delimiter)
+        while True:
+            blank = buf.index(b"\r\n\r\n", pos, end)
+            headers = _crlf_fields(buf[pos:blank])
+            data_at = nxt = blank + 4
+            while True:  # the next whole delimiter
+                nxt = buf.index(delimiter, nxt, end)
+                tail = buf[nxt + len(delimiter) : nxt + len(delimiter) + 2]
+                if tail in (b"\r\n", b"--"):
+                    break
+                nxt += 1
+            boundary = multipart_boundary(header_value(headers, "content-type"))
+            if boundary:
+                own = strip_id(header_value(headers, "content-id")) or ""
+                split(data_at, nxt, b"\r\n--" + boundary.encode(), (*containers, own))
+            else:
+                leaves.append(Attachment(headers, buf[data_at:nxt], container_ids=containers,
+                                         index=len(leaves)))  # fmt: skip
+            pos = nxt + len(delimiter) + 2
+            if tail == b"--":
+                return
+
+    split(0, len(buf), b"\r\n--" + options["boundary"].encode(), ())
+    root = leaves.pop(_choose_root(leaves, strip_id(options.get("start")), []) or 0)
+    body = MimeBody(root, leaves)
+    try:
+        streaming = isinstance(sink, CountSink)
+        for part in (body.root, *body.parts):  # as ours
+            sink.begin()
+            _feed_file(sink, part.stream, streaming)
+            sink.end()
+    finally:
+        body.close()
+
+
 # --------------------------------------------------------------------------------------
 
 
@@ -659,6 +739,8 @@ class Contender:
             "python-multipart": "python-multipart",
             "werkzeug": "Werkzeug",
             "ours": "flask-mm7",
+            "ours-decoder": "flask-mm7",
+            "split-strict": "flask-mm7",
         }.get(self.name)
         if dist is None:
             return "stdlib" if self.name.startswith("email") else "-"
@@ -698,6 +780,18 @@ CONTENDERS: List[Contender] = [
         "BytesFeedParser(policy=HTTP) + walk (the earlier runs' email row)",
     ),
     Contender("ours", run_ours, ("flask_mm7._parts",), "flask_mm7._parts.read_mime"),
+    Contender(
+        "ours-decoder",
+        run_ours_decoder,
+        ("flask_mm7._mime",),
+        "flask_mm7._mime.MultipartDecoder alone, leaf data to the sink (multipart's job)",
+    ),
+    Contender(
+        "split-strict",
+        run_split_strict,
+        ("flask_mm7._parts",),
+        "lower bound: whole-body find per part, no tolerance, ours' part objects",
+    ),
 ]
 
 BY_NAME: Dict[str, Contender] = {c.name: c for c in CONTENDERS}
