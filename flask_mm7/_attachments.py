@@ -75,7 +75,7 @@ class Attachment:
     def _header(self, name: str) -> str | None:
         return header_value(self._raw_headers, name)
 
-    @functools.cached_property
+    @property
     def content_type(self) -> str:
         """The full Content-Type header, e.g. ``image/jpeg; name="a.jpg"`` (RFC 2045's
         ``text/plain`` when absent)."""
@@ -95,17 +95,17 @@ class Attachment:
         """The Content-Type parameters, keys in lower case."""
         return self._options[1]
 
-    @functools.cached_property
+    @property
     def content_id(self) -> str | None:
         """The Content-ID without angle brackets or padding, or None."""
         return strip_id(self._header("content-id"))
 
-    @functools.cached_property
+    @property
     def content_location(self) -> str | None:
         """The Content-Location header, or None."""
         return strip_id(self._header("content-location"))
 
-    @functools.cached_property
+    @property
     def transfer_encoding(self) -> str | None:
         """The Content-Transfer-Encoding the part was sent with (lower case), or None."""
         return strip_id((self._header("content-transfer-encoding") or "").lower())
