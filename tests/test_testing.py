@@ -148,6 +148,23 @@ def test_deliver_defaults_shaped_like_openmarket() -> None:
     assert nested["Content-ID"] == "<default.cid>"
 
 
+def test_deliver_nested_boundary_is_its_own() -> None:
+    """RFC 2046 §5.1.1: no delimiter may occur inside a part. The nested multipart's
+    boundary is no extension of the outer one, so the outer delimiter's text occurs only
+    where it delimits (strict parsers such as ``multipart`` refuse anything else)."""
+    for _ in range(20):
+        request = testing.build_deliver(text="hi", attachments=[Media(b"\xff\xd8", "image/jpeg")])
+        msg = parse_mime(request)
+        nested = list(msg.iter_parts())[1]
+        outer, inner = msg.get_boundary(), nested.get_boundary()
+        assert outer and inner and not inner.startswith(outer) and not outer.startswith(inner)
+        delimiter = b"--" + outer.encode()
+        # three: before the root, before the nested part, and the close delimiter
+        assert request.body.count(delimiter) == 3
+        assert request.body.endswith(delimiter + b"--\r\n")
+        assert [p.get_payload(decode=True) for p in leaves(msg)] == [b"\xff\xd8", b"hi"]
+
+
 @pytest.mark.parametrize(
     ("version", "namespace"),
     [

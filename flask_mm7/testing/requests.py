@@ -465,13 +465,14 @@ def _related(
     root.set_payload(token)
 
     everything = b"".join(raw.values())
-    while True:  # a boundary that occurs in no payload
-        boundary = f"----=_Part_{secrets.randbelow(10**6)}_{secrets.randbelow(10**10)}.flask-mm7"
-        if boundary.encode("ascii") not in everything:
-            break
+    boundary = _fresh_boundary(everything)
+    taken = [boundary]
     for part in parts:
         if part.is_multipart():
-            part.set_boundary(boundary + ".mixed")
+            # a boundary of its own: one that extended the outer one would put the outer
+            # delimiter inside the nested part, which RFC 2046 forbids (strict parsers refuse it)
+            taken.append(_fresh_boundary(everything, taken))
+            part.set_boundary(taken[-1])
     message = MIMEMultipart(
         "related", boundary=boundary, policy=policy, type="text/xml", start="<soap-start>"
     )
@@ -492,6 +493,14 @@ def _related(
     headers["Content-Length"] = str(len(body))
     headers.update(extra_headers or {})
     return MM7Request(headers, body, transaction_id)
+
+
+def _fresh_boundary(everything: bytes, taken: t.Sequence[str] = ()) -> str:
+    """A JavaMail-shaped boundary found in no payload and not in ``taken``."""
+    while True:
+        boundary = f"----=_Part_{secrets.randbelow(10**6)}_{secrets.randbelow(10**10)}.flask-mm7"
+        if boundary not in taken and boundary.encode("ascii") not in everything:
+            return boundary
 
 
 def _authorization(auth: tuple[str, str] | str) -> str:
