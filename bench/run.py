@@ -473,6 +473,10 @@ def targets(res: Results, sizes: Sequence[str]) -> List[Tuple[str, str, str, str
     r = _round_ratio(res, "ours", "fixed", "rps")
     rows.append(("HTTP req/s: ours / fixed-reply", _fr(r), f"≥ {T_RPS_VS_FIXED:g}×",
                  verdict(r, lambda x: x >= T_RPS_VS_FIXED)))  # fmt: skip
+    # throughput by CPU per request: the fixed-reply app's CPU per request / ours
+    r = _round_ratio(res, "fixed", "ours", "cpu_us")
+    rows.append(("HTTP by CPU/request: fixed-reply / ours", _fr(r), f"≥ {T_RPS_VS_FIXED:g}×",
+                 verdict(r, lambda x: x >= T_RPS_VS_FIXED)))  # fmt: skip
     for app, what in (("stdlib", "compat32"), ("stdlib-http", "policy.HTTP")):
         r = _round_ratio(res, "ours", app, "rps")
         rows.append((f"HTTP req/s: ours / stdlib-email ({what})", _fr(r, 1),
