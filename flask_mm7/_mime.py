@@ -482,9 +482,11 @@ def _crlf_fields(raw: bytes) -> list[tuple[str, str]]:
         text = raw.decode()
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
-    return [
-        (name, value.strip()) for name, _, value in [f.partition(":") for f in text.split("\r\n")]
-    ]
+    fields = []
+    for line in text.split("\r\n"):
+        name, _, value = line.partition(":")
+        fields.append((name, value.strip()))
+    return fields
 
 
 def _boundary(headers: list[tuple[str, str]]) -> bytes | None:
