@@ -618,10 +618,9 @@ def _feed_file(sink: Sink, f: Any, streaming: bool) -> None:
         sink.feed(f.read())
 
 
-def _run_ours(
-    stream: BinaryIO, content_type: str, sink: Sink, limits: Any, content_length: Optional[int]
-) -> None:
-    body = _ours_read_mime()(stream, content_type, limits=limits, content_length=content_length)
+def _drain(body: Any, sink: Sink) -> None:
+    """Every part of a ``MimeBody`` (root first) to ``sink`` as a handler reads it, then
+    ``close()``."""
     try:
         streaming = isinstance(sink, CountSink)
         for part in (body.root, *body.parts):
@@ -630,6 +629,13 @@ def _run_ours(
             sink.end()
     finally:
         body.close()
+
+
+def _run_ours(
+    stream: BinaryIO, content_type: str, sink: Sink, limits: Any, content_length: Optional[int]
+) -> None:
+    body = _ours_read_mime()(stream, content_type, limits=limits, content_length=content_length)
+    _drain(body, sink)
 
 
 def run_ours_decoder(stream: BinaryIO, content_type: str, sink: Sink) -> None:
@@ -702,14 +708,7 @@ def run_split_strict(stream: BinaryIO, content_type: str, sink: Sink) -> None:
     split(0, len(buf), b"\r\n--" + options["boundary"].encode(), ())
     root = leaves.pop(_choose_root(leaves, strip_id(options.get("start")), []) or 0)
     body = MimeBody(root, leaves)
-    try:
-        streaming = isinstance(sink, CountSink)
-        for part in (body.root, *body.parts):  # as ours
-            sink.begin()
-            _feed_file(sink, part.stream, streaming)
-            sink.end()
-    finally:
-        body.close()
+    _drain(body, sink)
 
 
 # --------------------------------------------------------------------------------------
